@@ -1,0 +1,75 @@
+"""Entry point of the `radcnn` command: builds the Typer app and turns radcnn errors into one clear line."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import typer
+
+from radcnn.cli.render import console, error_console
+from radcnn.errors import RadcnnError
+
+app = typer.Typer(
+    name="radcnn",
+    help="CNN-based chest radiograph classification: synthesise, train, evaluate, explain, protect.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Each module exposes `register(app)`. Add a subcommand by adding its module name here.
+SUBCOMMAND_MODULES = (
+    "synth",
+    "train",
+    "evaluate",
+    "predict",
+    "demo",
+    "models",
+)
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logging."),
+) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # Third-party libraries are chatty at INFO; radcnn's own messages stay visible.
+    for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "torch"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
+
+
+for _name in SUBCOMMAND_MODULES:
+    importlib.import_module(f"radcnn.cli.{_name}").register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI. radcnn's own errors become one red line and exit code 1; no traceback for the user."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except RadcnnError as exc:
+        error_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        error_console.print("[bold red]interrupted[/]")
+        return 130
+    except SystemExit as exc:  # typer/click raise this for --help and usage errors
+        return int(exc.code or 0)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return 1
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

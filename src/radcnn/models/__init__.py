@@ -1,0 +1,1 @@
+"""Model registry, the seed CNN and the ModelSpec that travels with every checkpoint."""
