@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from radcnn.cli.render import console, error_console
+from radcnn.cli.render import error_console
 from radcnn.errors import RadcnnError
 
 app = typer.Typer(

@@ -1,0 +1,142 @@
+"""Frozen configuration dataclasses, one per pipeline stage, and YAML/TOML loading that rejects unknown keys.
+
+A run's resolved configuration is saved beside it (`config.yaml`) so that evaluation and prediction rebuild the
+exact data pipeline that training used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from radcnn.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how they become model input."""
+
+    source: str = ""  # labels CSV, MedMNIST .npz, or a dataset folder
+    layout: str = "auto"  # "auto" picks by the source: .csv → csv manifest, .npz → medmnist
+    label_columns: tuple[str, ...] = ("nodule",)
+    image_size: tuple[int, int] = (128, 128)
+    window: str = "stored"  # DICOM VOI: "stored" window from the file, or "full" range
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    cache_dir: str = ""  # empty: <source folder>/.radcnn-cache
+    workers: int = 2  # decoding processes for the cache
+    on_error: str = "fail"  # "fail" | "skip" unreadable images
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.val_fraction < 1 or not 0 <= self.test_fraction < 1:
+            raise ConfigError("data.val_fraction and data.test_fraction must lie in [0, 1)")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError("data.val_fraction + data.test_fraction must leave images for training (< 1)")
+        if self.on_error not in ("fail", "skip"):
+            raise ConfigError(f"data.on_error must be 'fail' or 'skip', got {self.on_error!r}")
+        if len(self.image_size) != 2 or min(self.image_size) < 8:
+            raise ConfigError(f"data.image_size must be two sides of at least 8 pixels, got {self.image_size}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "seed_cnn"
+    weights: str = ""  # optional initial weights file
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The seed's defaults: Adam, lr 1e-3, batch 32, 10 epochs."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    seed: int = 0
+    precision: str = "auto"  # "auto" (bf16 where the CPU has AMX/AVX-512-bf16), "32", "bf16"
+    deterministic: bool = False
+    threshold_method: str = "youden"  # how the decision threshold is chosen on the validation split
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ConfigError("train.epochs and train.batch_size must be ≥ 1 and train.lr > 0")
+        if self.precision not in ("auto", "32", "bf16"):
+            raise ConfigError(f"train.precision must be 'auto', '32' or 'bf16', got {self.precision!r}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(dataclasses.asdict(self))
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def _coerce(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Build dataclass `cls` from a mapping, refusing unknown keys and converting lists to tuples."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _coerce(hint, value, f"{where}.{name}")
+        elif typing.get_origin(hint) is tuple and isinstance(value, list | tuple):
+            kwargs[name] = tuple(value)
+        elif hint in (int, float) and isinstance(value, int | float) and not isinstance(value, bool):
+            kwargs[name] = hint(value)
+        elif hint is bool and not isinstance(value, bool):
+            raise ConfigError(f"{where}.{name}: expected true/false, got {value!r}")
+        elif hint is str and not isinstance(value, str):
+            kwargs[name] = str(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def config_from_dict(values: dict[str, Any], where: str = "config") -> RunConfig:
+    return _coerce(RunConfig, values, where)
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a YAML or TOML file into a RunConfig; unknown keys are errors that name the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    try:
+        values = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {exc}") from None
+    return config_from_dict(values or {}, where=str(path))
+
+
+def dump_config(config: RunConfig) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def replace(config: Any, **changes: Any) -> Any:
+    """dataclasses.replace that ignores None values (handy for CLI options left unset)."""
+    return dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})

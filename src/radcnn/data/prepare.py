@@ -1,0 +1,177 @@
+"""From a `DataConfig` to ready train/val/test arrays: manifest → patient split → decode-once cache.
+
+This is the single place where a data source becomes model input, so training, evaluation and the report all see
+exactly the same rows. The split is a pure function of the manifest and the seed; the run saves it and
+evaluation checks that a recomputed split still matches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from radcnn.config import DataConfig
+from radcnn.data.datamodule import ArraySplit
+from radcnn.data.manifest import Manifest, manifest_from_arrays, read_labels_csv
+from radcnn.data.splits import PARTITIONS, split_by_patient
+from radcnn.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class PreparedData:
+    splits: dict[str, ArraySplit]
+    label_names: tuple[str, ...]
+    manifest: Manifest  # all usable rows, with a "split" column
+    skipped: list[tuple[str, str]]
+
+    @property
+    def partitions(self) -> np.ndarray:
+        return self.manifest.table["split"].to_numpy(dtype=str)
+
+
+def resolve_layout(config: DataConfig) -> str:
+    if config.layout != "auto":
+        return config.layout
+    suffix = Path(config.source).suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix == ".npz":
+        return "medmnist"
+    raise ConfigError(
+        f"cannot tell the data layout of {config.source!r}; give a labels .csv or a MedMNIST .npz (or set data.layout)"
+    )
+
+
+def prepare_data(config: DataConfig, *, seed: int = 0, progress: Progress | None = None) -> PreparedData:
+    """Load, split and cache the data described by `config`."""
+    if not config.source:
+        raise ConfigError("data.source is empty: give a labels CSV or a MedMNIST .npz")
+    layout = resolve_layout(config)
+    if layout == "csv":
+        return _prepare_csv(config, seed=seed, progress=progress)
+    if layout == "medmnist":
+        return _prepare_medmnist(config, seed=seed)
+    raise ConfigError(f"unknown data.layout {layout!r}; valid: auto, csv, medmnist")
+
+
+def _prepare_csv(config: DataConfig, *, seed: int, progress: Progress | None) -> PreparedData:
+    from radcnn.data.cache import build_cache
+
+    manifest = read_labels_csv(config.source, config.label_columns, on_error=config.on_error)
+    skipped = list(manifest.skipped)
+    cache_dir = Path(config.cache_dir) if config.cache_dir else Path(config.source).parent / ".radcnn-cache"
+    cached = build_cache(
+        manifest.paths,
+        size=tuple(config.image_size),
+        cache_dir=cache_dir,
+        window=config.window,
+        workers=config.workers,
+        on_error=config.on_error,
+        progress=progress,
+    )
+    images = cached.array()
+    if cached.skipped:
+        bad = {str(Path(p).resolve()) for p, _ in cached.skipped}
+        skipped += [(str(p), why) for p, why in cached.skipped]
+        keep = np.array([str(Path(p).resolve()) not in bad for p in manifest.table["path"]])
+        manifest = manifest.select(np.flatnonzero(keep))
+        images = _RowView(images, np.flatnonzero(keep))
+    if len(manifest) == 0:
+        raise DataError(f"{config.source}: no readable images left")
+    partitions = split_by_patient(
+        manifest, val_fraction=config.val_fraction, test_fraction=config.test_fraction, seed=seed
+    )
+    return _assemble(manifest, images, partitions, skipped)
+
+
+def _prepare_medmnist(config: DataConfig, *, seed: int) -> PreparedData:
+    from radcnn.data.cache import preprocess
+    from radcnn.data.medmnist import load_medmnist
+
+    parts = load_medmnist(config.source)
+    n_labels = parts["train"].labels.shape[1]
+    names = tuple(config.label_columns) if len(config.label_columns) == n_labels else _default_names(n_labels)
+    tables, arrays, labels, partitions = [], [], [], []
+    for part in PARTITIONS:
+        if part not in parts:
+            continue
+        split = parts[part]
+        size = tuple(config.image_size)
+        if split.images.shape[1:] == size:
+            arrays.append(split.images[:, None].astype(np.float32))
+        else:
+            arrays.append(np.stack([preprocess(img, size) for img in split.images]))
+        labels.append(split.labels)
+        tables.append(manifest_from_arrays(split.labels, names, prefix=f"{Path(config.source).name}:{part}").table)
+        partitions += [part] * len(split.labels)
+    import pandas as pd
+
+    manifest = Manifest(pd.concat(tables, ignore_index=True), names, Path(config.source))
+    images = np.concatenate(arrays)
+    partitions_arr = np.array(partitions)
+    missing = [p for p in ("val", "test") if p not in parts]
+    if missing:
+        # The file lacks an official split: carve it out of train, image = patient (MedMNIST has no patient ids).
+        train_rows = np.flatnonzero(partitions_arr == "train")
+        sub = manifest.select(train_rows)
+        fractions = {
+            "val": config.val_fraction if "val" in missing else 0.0,
+            "test": config.test_fraction if "test" in missing else 0.0,
+        }
+        carved = split_by_patient(sub, val_fraction=fractions["val"], test_fraction=fractions["test"], seed=seed)
+        partitions_arr[train_rows] = carved
+        log.info("%s has no %s split; carved from train", config.source, " or ".join(missing))
+    return _assemble(manifest, images, partitions_arr, [])
+
+
+def _default_names(n: int) -> tuple[str, ...]:
+    return ("label",) if n == 1 else tuple(f"label_{i}" for i in range(n))
+
+
+def _assemble(manifest: Manifest, images, partitions: np.ndarray, skipped) -> PreparedData:
+    table = manifest.table.copy()
+    table["split"] = partitions
+    manifest = Manifest(table, manifest.label_names, manifest.source, tuple(skipped))
+    labels = manifest.labels()
+    splits = {}
+    for part in PARTITIONS:
+        rows = np.flatnonzero(partitions == part)
+        splits[part] = ArraySplit(
+            images=_RowView(images, rows), labels=labels[rows], table=table.iloc[rows].reset_index(drop=True)
+        )
+    for part in ("train", "val"):
+        if len(splits[part]) == 0:
+            raise DataError(f"{manifest.source}: the {part} split is empty; add images or change the fractions")
+    return PreparedData(splits=splits, label_names=manifest.label_names, manifest=manifest, skipped=skipped)
+
+
+class _RowView:
+    """Rows `rows` of an (N, 1, H, W) array-like without copying it (the cache is a memory map)."""
+
+    def __init__(self, base, rows: np.ndarray):
+        self.base, self.rows = base, np.asarray(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index):
+        picked = self.rows[index]
+        if isinstance(picked, np.ndarray):
+            # Fancy indexing a memmap is fastest in ascending order; restore the requested order afterwards.
+            order = np.argsort(picked, kind="stable")
+            out = np.empty((len(picked), *self.base.shape[1:]), dtype=np.float32)
+            out[order] = self.base[picked[order]]
+            return out
+        return np.asarray(self.base[picked], dtype=np.float32)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.rows), *self.base.shape[1:])

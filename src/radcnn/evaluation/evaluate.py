@@ -1,0 +1,126 @@
+"""`evaluate_run`: score a trained run on one of its splits and write `metrics.json` and `predictions.csv`.
+
+The data are rebuilt from the run's saved configuration and checked against the saved split, so a changed
+labels file cannot silently change what "test" means. The decision threshold is the one stored in the model
+(chosen on the validation split during training) unless one is given explicitly — never chosen on test.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from radcnn.evaluation.bootstrap import metrics_with_ci
+
+from radcnn.config import RunConfig, load_config
+from radcnn.data.prepare import PreparedData, prepare_data
+from radcnn.errors import DataError, RunDirectoryError
+from radcnn.evaluation.metrics import binary_metrics
+from radcnn.io import atomic_path, write_json_atomic
+from radcnn.models.checkpoint import load_model
+from radcnn.training.callbacks import BEST_MODEL
+from radcnn.training.predict_arrays import predict_probabilities
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    metrics_path: Path
+    predictions_path: Path
+    metrics: dict
+
+
+def load_run(run_dir: str | Path) -> tuple[RunConfig, Path]:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirectoryError(f"{run_dir}: no such run directory")
+    for needed in ("config.yaml", BEST_MODEL, "split.csv"):
+        if not (run_dir / needed).is_file():
+            raise RunDirectoryError(f"{run_dir}: incomplete run, {needed} is missing (did training finish?)")
+    return load_config(run_dir / "config.yaml"), run_dir
+
+
+def rebuild_data(run_dir: Path, config: RunConfig) -> PreparedData:
+    data = prepare_data(config.data, seed=config.train.seed)
+    saved = pd.read_csv(run_dir / "split.csv", dtype={"patient_id": str})
+    now = data.manifest.table[["path", "split"]].reset_index(drop=True)
+    if (
+        len(saved) != len(now)
+        or not (saved["path"].astype(str).to_numpy() == now["path"].to_numpy()).all()
+        or not (saved["split"].to_numpy() == now["split"].to_numpy()).all()
+    ):
+        raise DataError(
+            f"{config.data.source}: the data no longer match the split saved in {run_dir / 'split.csv'} "
+            "(images were added, removed or relabelled since training); evaluate on the original data"
+        )
+    return data
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    split: str = "test",
+    threshold: float | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    data: PreparedData | None = None,
+) -> EvaluationResult:
+    config, run_dir = load_run(run_dir)
+    if data is None:
+        data = rebuild_data(run_dir, config)
+    if split not in data.splits:
+        raise DataError(f"unknown split {split!r}; valid: {', '.join(data.splits)}")
+    part = data.splits[split]
+    if len(part) == 0:
+        raise DataError(f"the {split} split of {run_dir} is empty")
+    model, spec = load_model(run_dir / BEST_MODEL)
+    probs = predict_probabilities(model, part.images)
+    groups = part.table["patient_id"].astype(str).to_numpy()
+
+    per_label: dict[str, dict] = {}
+    predictions = part.table[["path", "patient_id"]].copy()
+    for j, name in enumerate(spec.label_names):
+        cut = float(threshold) if threshold is not None else float(spec.thresholds[j])
+        y, p = part.labels[:, j], probs[:, j]
+        known = ~np.isnan(y)
+        per_label[name] = {
+            "threshold": cut,
+            "threshold_source": "given" if threshold is not None else spec.threshold_method,
+            "metrics": binary_metrics(y[known], p[known], threshold=cut),
+            "ci95": metrics_with_ci(y[known], p[known], groups[known], cut, n_boot=n_boot, seed=seed)
+            if n_boot > 0
+            else {},
+            "unknown_labels": int((~known).sum()),
+        }
+        predictions[f"{name}_true"] = y
+        predictions[f"{name}_probability"] = p
+        predictions[f"{name}_predicted"] = (p >= cut).astype(int)
+
+    metrics = {
+        "run": str(run_dir),
+        "split": split,
+        "model": spec.architecture,
+        "input_size": list(spec.input_size),
+        "n_images": len(part),
+        "n_patients": int(pd.Series(groups).nunique()),
+        "ci_method": f"percentile bootstrap over patients, {n_boot} resamples, seed {seed}",
+        "labels": per_label,
+    }
+    metrics_path = write_json_atomic(run_dir / f"metrics{'' if split == 'test' else '_' + split}.json", metrics)
+    predictions_path = run_dir / f"predictions{'' if split == 'test' else '_' + split}.csv"
+    with atomic_path(predictions_path) as tmp:
+        predictions.to_csv(tmp, index=False)
+    return EvaluationResult(metrics_path, predictions_path, metrics)
+
+
+HEADLINE = ("accuracy", "sensitivity", "specificity", "precision", "f1", "roc_auc")
+
+
+def headline(metrics: dict) -> dict[str, float]:
+    """The first label's headline numbers (the seed's accuracy and recall plus the rest)."""
+    first = next(iter(metrics["labels"].values()))
+    return {k: first["metrics"][k] for k in HEADLINE}

@@ -1,0 +1,1 @@
+"""Inference shared by the CLI's `predict` and the HTTP API."""

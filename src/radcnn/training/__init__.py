@@ -1,0 +1,1 @@
+"""Training: the LightningModule (wiring only), callbacks, precision choice and the `fit` entry point."""
