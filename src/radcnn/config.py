@@ -47,7 +47,10 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "seed_cnn"
-    weights: str = ""  # optional initial weights file
+    weights: str = ""  # optional initial weights file (radcnn, torchvision-format or TorchXRayVision)
+    weights_format: str = "auto"  # "auto" | "radcnn" | "torchvision" | "torchxrayvision"
+    freeze_backbone: bool = False
+    backbone_lr_scale: float = 1.0  # discriminative learning rate: backbone lr = lr × scale
 
 
 @dataclass(frozen=True)
@@ -61,13 +64,40 @@ class TrainConfig:
     precision: str = "auto"  # "auto" (bf16 where the CPU has AMX/AVX-512-bf16), "32", "bf16"
     deterministic: bool = False
     threshold_method: str = "youden"  # how the decision threshold is chosen on the validation split
+    threshold_target: float | None = None  # e.g. 0.95 with threshold_method "sensitivity"
     progress_bar: bool = True
+    augment: str = "none"  # augmentation preset for the training split only: none | light | standard | strong
+    class_balance: str = "none"  # none | pos_weight (weighted loss) | sampler (balanced batches)
+    lr_schedule: str = "none"  # none | cosine | plateau
+    weight_decay: float = 0.0
+    early_stopping_patience: int = 0  # epochs without val AUC improvement before stopping; 0 = off
+    accumulate_grad_batches: int = 1
+    devices: int = 1  # > 1: data-parallel processes (Lightning DDP; gloo on CPU)
+    checkpoint_every_epoch: bool = True  # atomic checkpoints/last.ckpt after every epoch, for --resume
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ConfigError("train.epochs and train.batch_size must be ≥ 1 and train.lr > 0")
         if self.precision not in ("auto", "32", "bf16"):
             raise ConfigError(f"train.precision must be 'auto', '32' or 'bf16', got {self.precision!r}")
+        choices = {
+            "augment": ("none", "light", "standard", "strong"),
+            "class_balance": ("none", "pos_weight", "sampler"),
+            "lr_schedule": ("none", "cosine", "plateau"),
+            "threshold_method": ("youden", "sensitivity", "specificity", "f1", "fixed"),
+        }
+        for name, valid in choices.items():
+            if getattr(self, name) not in valid:
+                raise ConfigError(f"train.{name} must be one of {', '.join(valid)}; got {getattr(self, name)!r}")
+        needs_target = self.threshold_method in ("sensitivity", "specificity")
+        if needs_target != (self.threshold_target is not None):
+            raise ConfigError(
+                "train.threshold_target is required with threshold_method sensitivity/specificity "
+                f"(e.g. 0.95) and not allowed otherwise; got method {self.threshold_method!r}, "
+                f"target {self.threshold_target!r}"
+            )
+        if self.accumulate_grad_batches < 1 or self.devices < 1 or self.early_stopping_patience < 0:
+            raise ConfigError("train.accumulate_grad_batches and train.devices must be ≥ 1, patience ≥ 0")
 
 
 @dataclass(frozen=True)

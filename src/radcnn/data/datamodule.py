@@ -12,7 +12,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 
 @dataclass
@@ -32,10 +32,15 @@ class ArraySplit:
 
 
 class BatchedArrayDataset(Dataset):
-    """Map-style dataset whose `__getitems__` returns a ready (x, y) batch (torch's batched-fetch hook)."""
+    """Map-style dataset whose `__getitems__` returns a ready (x, y) batch (torch's batched-fetch hook).
 
-    def __init__(self, split: ArraySplit):
+    `augment`, when given, is applied image by image (training split only — the data module never passes it to
+    validation or test).
+    """
+
+    def __init__(self, split: ArraySplit, augment=None):
         self.split = split
+        self.augment = augment
 
     def __len__(self) -> int:
         return len(self.split)
@@ -47,6 +52,8 @@ class BatchedArrayDataset(Dataset):
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         order = np.asarray(indices)
         x = np.asarray(self.split.images[order], dtype=np.float32)
+        if self.augment is not None:
+            x = np.stack([self.augment(image) for image in x])
         y = np.asarray(self.split.labels[order], dtype=np.float32)
         return torch.from_numpy(x), torch.from_numpy(y)
 
@@ -55,14 +62,36 @@ def _already_collated(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.T
     return batch
 
 
-def make_loader(split: ArraySplit, *, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+def balanced_sample_weights(labels: np.ndarray) -> np.ndarray:
+    """Per-image weights that give positives and negatives of the first label equal total weight."""
+    y = np.nan_to_num(labels[:, 0], nan=0.0) > 0.5
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return np.ones(len(y))
+    return np.where(y, 0.5 / n_pos, 0.5 / n_neg)
+
+
+def make_loader(
+    split: ArraySplit,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    augment=None,
+    balanced: bool = False,
+) -> DataLoader:
     # An explicit generator keeps shuffling reproducible without touching torch's global RNG.
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    generator = torch.Generator().manual_seed(seed) if shuffle or balanced else None
+    sampler = None
+    if balanced:
+        weights = torch.as_tensor(balanced_sample_weights(split.labels), dtype=torch.double)
+        sampler = WeightedRandomSampler(weights, num_samples=len(split), replacement=True, generator=generator)
     return DataLoader(
-        BatchedArrayDataset(split),
+        BatchedArrayDataset(split, augment=augment),
         batch_size=batch_size,
-        shuffle=shuffle,
-        generator=generator,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        generator=generator if sampler is None else None,
         collate_fn=_already_collated,
         num_workers=0,
     )
@@ -71,14 +100,33 @@ def make_loader(split: ArraySplit, *, batch_size: int, shuffle: bool, seed: int 
 class RadiographDataModule(L.LightningDataModule):
     """Wraps prepared train/val/test splits for Lightning."""
 
-    def __init__(self, splits: dict[str, ArraySplit], *, batch_size: int = 32, seed: int = 0):
+    def __init__(
+        self,
+        splits: dict[str, ArraySplit],
+        *,
+        batch_size: int = 32,
+        seed: int = 0,
+        augment: str = "none",
+        balanced: bool = False,
+    ):
         super().__init__()
         self.splits = splits
         self.batch_size = batch_size
         self.seed = seed
+        self.augment = augment
+        self.balanced = balanced
 
     def train_dataloader(self) -> DataLoader:
-        return make_loader(self.splits["train"], batch_size=self.batch_size, shuffle=True, seed=self.seed)
+        from radcnn.training.augment import build_augmentation
+
+        return make_loader(
+            self.splits["train"],
+            batch_size=self.batch_size,
+            shuffle=True,
+            seed=self.seed,
+            augment=build_augmentation(self.augment, seed=self.seed),
+            balanced=self.balanced,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return make_loader(self.splits["val"], batch_size=max(self.batch_size, 128), shuffle=False)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from radcnn.evaluation.bootstrap import metrics_with_ci
 
 from radcnn.config import RunConfig, load_config
 from radcnn.data.prepare import PreparedData, prepare_data
 from radcnn.errors import DataError, RunDirectoryError
+from radcnn.evaluation.bootstrap import metrics_with_ci
 from radcnn.evaluation.metrics import binary_metrics
 from radcnn.io import atomic_path, write_json_atomic
 from radcnn.models.checkpoint import load_model

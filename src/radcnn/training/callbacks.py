@@ -33,7 +33,7 @@ class BestModelExport(L.Callback):
         self.best_epoch: int | None = None
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or not trainer.is_global_zero:
             return
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:

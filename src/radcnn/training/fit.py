@@ -3,45 +3,44 @@
 Run directory layout::
 
     config.yaml              the resolved configuration
-    split.csv                path, patient_id, labels, split — the patient-level split actually used
+    split.csv                path, patient_id, metadata, labels, split — the patient-level split actually used
     data_summary.json        images/patients/positives per split, skipped files, leakage check result
     best_model.safetensors   best weights by validation AUC + ModelSpec (decision thresholds chosen on val)
     best.json                epoch and validation AUC of the best model
-    checkpoints/last.ckpt    Lightning checkpoint of the last epoch
+    transfer_report.json     which tensors were loaded from --weights (only with initial weights)
+    checkpoints/last.ckpt    Lightning checkpoint written atomically after every epoch (for --resume)
     logs/                    CSV (metrics.csv) and TensorBoard logs
 
-The run is built in a temporary folder beside its destination and renamed into place at the end, so a failed or
-interrupted command never leaves a half-written run under the final name or touches an existing one.
+The run is built in `.<name>.partial` beside its destination and renamed into place when it is complete, so a
+failed or killed command never leaves a half-written run under the final name or touches an existing one; `resume`
+continues a killed run from the partial folder's last checkpoint.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from radcnn.config import RunConfig, dump_config
 from radcnn.data.datamodule import RadiographDataModule
 from radcnn.data.prepare import PreparedData, prepare_data
 from radcnn.data.splits import split_summary
 from radcnn.errors import RunDirectoryError
-from radcnn.io import write_json_atomic, write_text_atomic
+from radcnn.io import atomic_path, write_json_atomic, write_text_atomic
 from radcnn.models.checkpoint import load_model, save_model
 from radcnn.models.registry import create_model
 from radcnn.models.spec import ModelSpec
-from radcnn.training.callbacks import BEST_MODEL, BestModelExport, read_best
+from radcnn.training.callbacks import BEST_MODEL, read_best
 from radcnn.training.precision import resolve_precision
 from radcnn.training.predict_arrays import predict_probabilities
+from radcnn.training.trainer import build_module, build_trainer
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +52,30 @@ class FitResult:
     best_val_auc: float | None
     spec: ModelSpec
     precision: str
+    epochs_run: int
 
 
-def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
+def partial_dir(run_dir: Path) -> Path:
+    return run_dir.with_name(f".{run_dir.name}.partial")
+
+
+def prepare_run_dir(run_dir: Path, *, overwrite: bool = False, resume: bool = False) -> None:
+    """Refuse to touch an existing run unless told to; check that a resume has something to resume."""
+    run_dir = Path(run_dir)
+    if resume and overwrite:
+        raise RunDirectoryError("--resume and --overwrite exclude each other")
+    partial = partial_dir(run_dir)
+    if resume:
+        if not (partial / "checkpoints" / "last.ckpt").is_file():
+            done = " (that run is complete)" if (run_dir / BEST_MODEL).is_file() else ""
+            raise RunDirectoryError(f"{run_dir}: nothing to resume — no interrupted run with a checkpoint{done}")
+        return
     if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
         raise RunDirectoryError(f"{run_dir} already exists; pass --overwrite to replace it or choose another --out")
+    if partial.exists() and not overwrite:
+        raise RunDirectoryError(
+            f"{run_dir}: an interrupted run exists in {partial}; pass --resume to continue it or --overwrite to restart"
+        )
 
 
 def fit(
@@ -65,22 +83,39 @@ def fit(
     run_dir: str | Path,
     *,
     overwrite: bool = False,
+    resume: bool = False,
     data: PreparedData | None = None,
     cache_progress: Callable[[int, int], None] | None = None,
 ) -> FitResult:
     run_dir = Path(run_dir)
-    prepare_run_dir(run_dir, overwrite)
+    prepare_run_dir(run_dir, overwrite=overwrite, resume=resume)
+    work = partial_dir(run_dir)
+    if resume:
+        config = _resumed_config(work, config)
     if data is None:
         data = prepare_data(config.data, seed=config.train.seed, progress=cache_progress)
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", suffix=".partial", dir=run_dir.parent))
-    try:
-        result = _train_into(config, data, work)
-        _move_into_place(work, run_dir)
-    finally:
+    if not resume:
         if work.exists():
             shutil.rmtree(work)
+        work.mkdir(parents=True)
+    try:
+        result = _train_into(config, data, work, resume=resume)
+    except BaseException:
+        # A killed/failed fresh run is kept only if it has a checkpoint worth resuming; otherwise clean up.
+        if not (work / "checkpoints" / "last.ckpt").is_file():
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    _move_into_place(work, run_dir)
     return replace(result, run_dir=run_dir)
+
+
+def _resumed_config(work: Path, given: RunConfig) -> RunConfig:
+    from radcnn.config import load_config
+
+    saved = load_config(work / "config.yaml")
+    if saved.data != given.data or saved.model != given.model:
+        log.warning("resuming with the data and model settings saved in %s, not the ones given", work)
+    return replace(saved, train=replace(given.train, seed=saved.train.seed))
 
 
 def _move_into_place(work: Path, run_dir: Path) -> None:
@@ -96,56 +131,51 @@ def _move_into_place(work: Path, run_dir: Path) -> None:
         work.rename(run_dir)
 
 
-def _train_into(config: RunConfig, data: PreparedData, work: Path) -> FitResult:
-    size = tuple(config.data.image_size)
+def _initial_model(config: RunConfig, data: PreparedData, work: Path) -> torch.nn.Module:
+    model = create_model(config.model.name, num_outputs=len(data.label_names), input_size=tuple(config.data.image_size))
+    if config.model.weights:
+        from radcnn.models.transfer import initialise_from
+
+        report = initialise_from(model, config.model.name, config.model.weights, source=config.model.weights_format)
+        write_json_atomic(work / "transfer_report.json", report.to_dict())
+        log.info("initial weights: %s", report.summary())
+    return model
+
+
+def _train_into(config: RunConfig, data: PreparedData, work: Path, *, resume: bool) -> FitResult:
     spec = ModelSpec(
         architecture=config.model.name,
-        input_size=size,
+        input_size=tuple(config.data.image_size),
         label_names=data.label_names,
         window=config.data.window,
-        model_kwargs={},
     )
-    write_text_atomic(work / "config.yaml", dump_config(config))
-    _write_split(data, work)
+    if not resume:
+        write_text_atomic(work / "config.yaml", dump_config(config))
+        _write_split(data, work)
     precision = resolve_precision(config.train.precision)
+    checkpoint = work / "checkpoints" / "last.ckpt" if resume else None
     # Seed inside a forked RNG so that weight init and training are reproducible without changing the caller's
     # global random state (library code must not set global RNG state).
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.train.seed)
-        model = create_model(config.model.name, num_outputs=len(data.label_names), input_size=size)
-        module_cls = _module_class()
-        module = module_cls(model, lr=config.train.lr, channels_last=precision.startswith("bf16"))
-        export = BestModelExport(work, spec)
-        trainer = L.Trainer(
-            max_epochs=config.train.epochs,
-            accelerator="cpu" if not torch.cuda.is_available() else "auto",
-            devices=1,
-            precision=precision,
-            deterministic=config.train.deterministic,
-            logger=[
-                CSVLogger(work, name="logs", version=""),
-                TensorBoardLogger(work, name="logs", version=""),
-            ],
-            callbacks=[export, ModelCheckpoint(dirpath=work / "checkpoints", save_last=True, save_top_k=0)],
-            enable_progress_bar=config.train.progress_bar,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            log_every_n_steps=1,
+        model = _initial_model(config, data, work)
+        module = build_module(config, model, data.splits["train"].labels, precision)
+        trainer = build_trainer(config, work, spec, precision)
+        datamodule = RadiographDataModule(
+            data.splits,
+            batch_size=config.train.batch_size,
+            seed=config.train.seed,
+            augment=config.train.augment,
+            balanced=config.train.class_balance == "sampler",
         )
-        datamodule = RadiographDataModule(data.splits, batch_size=config.train.batch_size, seed=config.train.seed)
         with warnings.catch_warnings():
             # Lightning suggests worker processes; batches come from an in-memory/memory-mapped array instead.
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            trainer.fit(module, datamodule=datamodule)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
+        epochs_run = int(trainer.current_epoch)
     spec = _choose_thresholds(work, data, config)
     best = read_best(work)
-    return FitResult(work, best["epoch"], best.get("val_auc"), spec, precision)
-
-
-def _module_class():
-    from radcnn.training.module import ClassifierModule
-
-    return ClassifierModule
+    return FitResult(work, best["epoch"], best.get("val_auc"), spec, precision, epochs_run)
 
 
 def _choose_thresholds(work: Path, data: PreparedData, config: RunConfig) -> ModelSpec:
@@ -153,30 +183,32 @@ def _choose_thresholds(work: Path, data: PreparedData, config: RunConfig) -> Mod
     from radcnn.evaluation.thresholds import choose_threshold
 
     model, spec = load_model(work / BEST_MODEL)
+    method = config.train.threshold_method
+    if method == "fixed":
+        return spec
     probs = predict_probabilities(model, data.splits["val"].images)
     labels = data.splits["val"].labels
     thresholds = []
     for j in range(labels.shape[1]):
         known = ~np.isnan(labels[:, j])
         if len(np.unique(labels[known, j])) < 2:
+            log.warning("label %s has one class in val; its threshold stays 0.5", data.label_names[j])
             thresholds.append(0.5)
             continue
-        thresholds.append(
-            float(choose_threshold(labels[known, j], probs[known, j], config.train.threshold_method).threshold)
-        )
-    spec = replace(spec, thresholds=tuple(thresholds), threshold_method=f"{config.train.threshold_method} on val")
+        choice = choose_threshold(labels[known, j], probs[known, j], method, target=config.train.threshold_target)
+        thresholds.append(float(choice.threshold))
+    target = f" (target {config.train.threshold_target})" if config.train.threshold_target else ""
+    spec = replace(spec, thresholds=tuple(thresholds), threshold_method=f"{method}{target} on val")
     save_model(model, spec, work / BEST_MODEL)
     return spec
 
 
 def _write_split(data: PreparedData, work: Path) -> None:
     table = data.manifest.table
-    columns = ["path", "patient_id", *data.label_names, "split"]
     extra = [c for c in ("study", "site", "view", "sex", "age") if c in table.columns]
-    from radcnn.io import atomic_path
-
+    columns = ["path", "patient_id", *extra, *data.label_names, "split"]
     with atomic_path(work / "split.csv") as tmp:
-        table[columns[:2] + extra + columns[2:]].to_csv(tmp, index=False)
+        table[columns].to_csv(tmp, index=False)
     summary = split_summary(data.manifest, data.partitions)
     write_json_atomic(
         work / "data_summary.json",

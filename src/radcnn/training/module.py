@@ -1,4 +1,4 @@
-"""`ClassifierModule`: wires a network, the masked BCE-with-logits loss and validation AUC for Lightning."""
+"""`ClassifierModule`: wires a network, the masked BCE-with-logits loss, validation AUC and the optimiser."""
 
 from __future__ import annotations
 
@@ -37,17 +37,40 @@ def mean_auc(targets: np.ndarray, probabilities: np.ndarray) -> float:
     return float(np.mean(aucs)) if aucs else float("nan")
 
 
+def positive_weights(labels: np.ndarray) -> torch.Tensor:
+    """BCE `pos_weight` per label: negatives / positives among the known training labels (1 when undefined)."""
+    weights = []
+    for j in range(labels.shape[1]):
+        y = labels[~np.isnan(labels[:, j]), j]
+        n_pos, n_neg = float((y > 0.5).sum()), float((y <= 0.5).sum())
+        weights.append(n_neg / n_pos if n_pos > 0 and n_neg > 0 else 1.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
 class ClassifierModule(L.LightningModule):
-    def __init__(self, model: nn.Module, *, lr: float = 1e-3, channels_last: bool = False):
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        channels_last: bool = False,
+        pos_weight: torch.Tensor | None = None,
+        lr_schedule: str = "none",
+        max_epochs: int = 10,
+        param_groups: list[dict] | None = None,
+    ):
         super().__init__()
         self.model = model
-        self.lr = lr
+        self.lr, self.weight_decay = lr, weight_decay
+        self.lr_schedule, self.max_epochs = lr_schedule, max_epochs
+        self.param_groups = param_groups
         self.channels_last = channels_last
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.register_buffer("pos_weight", pos_weight if pos_weight is not None else torch.empty(0), persistent=False)
         self._val_targets: list[torch.Tensor] = []
         self._val_probs: list[torch.Tensor] = []
-        self._val_losses: list[float] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -56,7 +79,7 @@ class ClassifierModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        loss = masked_bce_with_logits(self(x), y)
+        loss = masked_bce_with_logits(self(x), y, self.pos_weight if self.pos_weight.numel() else None)
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"loss became {loss.item()} at epoch {self.current_epoch + 1}, batch {batch_idx + 1}; "
@@ -67,22 +90,34 @@ class ClassifierModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
-        logits = self(x).float()
-        self._val_losses.append(masked_bce_with_logits(logits, y).item() * len(y))
-        self._val_targets.append(y.detach().cpu())
-        self._val_probs.append(torch.sigmoid(logits).detach().cpu())
+        self._val_targets.append(y.detach())
+        self._val_probs.append(torch.sigmoid(self(x).float()).detach())
 
     def on_validation_epoch_end(self) -> None:
-        targets = torch.cat(self._val_targets).numpy()
-        probs = torch.cat(self._val_probs).numpy()
-        loss = sum(self._val_losses) / max(len(targets), 1)
-        auc = mean_auc(targets, probs)
+        targets, probs = torch.cat(self._val_targets), torch.cat(self._val_probs)
         self._val_targets.clear()
         self._val_probs.clear()
-        self._val_losses.clear()
+        if self.trainer.world_size > 1:
+            # Each process saw a shard of the validation set; AUC needs all of it.
+            targets = self.all_gather(targets).reshape(-1, targets.shape[-1])
+            probs = self.all_gather(probs).reshape(-1, probs.shape[-1])
+        targets_np, probs_np = targets.cpu().numpy(), probs.cpu().numpy()
+        known = ~np.isnan(targets_np)
+        clipped = np.clip(probs_np, 1e-7, 1 - 1e-7)
+        y = np.nan_to_num(targets_np)
+        loss = float(-(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))[known].mean()) if known.any() else 0.0
+        auc = mean_auc(targets_np, probs_np)
         self.log("val_loss", loss, prog_bar=True)
         # A single-class validation split has no AUC; -inf keeps "higher is better" monitoring well defined.
         self.log("val_auc", auc if not math.isnan(auc) else float("-inf"), prog_bar=True)
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.model.parameters(), lr=self.lr)
+        params = self.param_groups or [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
+        optimizer = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        if self.lr_schedule == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.max_epochs)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        if self.lr_schedule == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.3, patience=2)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_auc"}}
+        return optimizer

@@ -1,0 +1,184 @@
+"""The report's model card: what the model is, what it is for, what it was tested on, and where it fails.
+
+Follows the sections of Mitchell et al. (2019), "Model Cards for Model Reporting" (model details, intended use,
+data, metrics, limitations, ethical considerations). Most statements are computed from the run itself — the
+numbers of images and patients, the width of the confidence intervals, subgroups too small to judge — so the
+card cannot drift from the evidence. radcnn models are research artefacts: the intended-use section says so
+without exception.
+"""
+
+from __future__ import annotations
+
+import math
+
+RESEARCH_ONLY = (
+    "Research and education only. This model is not a medical device, has not been cleared or approved by any "
+    "regulator, and must not be used to diagnose, treat or triage patients or to inform any clinical decision."
+)
+SYNTHETIC_CAVEAT = (
+    "Synthetic data: this model was trained and tested on radcnn's procedural chest radiograph phantom. No real "
+    "patient is behind any image. The phantom's anatomy, findings and scanners are simplified; performance on it "
+    "says nothing about performance on real radiographs."
+)
+_WIDE_INTERVAL = 0.2  # a 95% interval wider than this makes the point estimate a rough guide only
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.3f}"
+
+
+def _ci(entry: dict, name: str) -> str:
+    ci = entry.get("ci95", {}).get(name)
+    text = _fmt(entry["metrics"].get(name))
+    if ci and ci.get("low") is not None and math.isfinite(ci["low"]):
+        text += f" (95% CI {ci['low']:.3f}–{ci['high']:.3f})"
+    return text
+
+
+def build_model_card(
+    *,
+    spec,
+    config: dict,
+    data: dict,
+    evaluation: dict,
+    subgroups: dict[str, list[dict]],
+    synthetic: bool,
+    best: dict,
+) -> dict:
+    """Model card sections as lists of sentences (``model_details`` is a list of [key, value] pairs)."""
+    train = config.get("train", {})
+    labels = list(evaluation["labels"])
+    details = [
+        ["architecture", spec.architecture],
+        ["input", f"{spec.in_channels}×{spec.input_size[0]}×{spec.input_size[1]}, intensities in [0, 1]"],
+        ["outputs", ", ".join(f"{name} (sigmoid probability)" for name in labels)],
+        ["decision thresholds", ", ".join(f"{n} ≥ {e['threshold']:.4g}" for n, e in evaluation["labels"].items())],
+        ["threshold chosen by", next(iter(evaluation["labels"].values()))["threshold_source"]],
+        [
+            "training",
+            f"{train.get('epochs')} epochs, batch {train.get('batch_size')}, lr {train.get('lr')}, "
+            f"seed {train.get('seed')}, precision {train.get('precision')}",
+        ],
+        ["kept epoch", f"{best.get('epoch')} (best validation ROC AUC {_fmt(best.get('val_auc'))})"],
+        ["initial weights", config.get("model", {}).get("weights") or "random initialisation"],
+    ]
+    intended = [
+        RESEARCH_ONLY,
+        "Intended users: researchers studying chest radiograph classification methods, evaluation and "
+        "explainability.",
+    ]
+    out_of_scope = [
+        "Any clinical use, including second reading, worklist prioritisation or screening.",
+        "Populations, scanners, views or image processing unlike the training data (see Data).",
+        "Labels other than " + ", ".join(labels) + "; the model says nothing about other findings.",
+    ]
+    if synthetic:
+        out_of_scope.insert(0, "Real radiographs of any kind: the model has only seen synthetic images.")
+    return {
+        "model_details": details,
+        "intended_use": intended,
+        "out_of_scope": out_of_scope,
+        "data": _data_statements(data, synthetic),
+        "metrics": _metric_statements(evaluation),
+        "limitations": _limitations(data, evaluation, subgroups, spec),
+        "ethical_considerations": _ethics(synthetic),
+        "caveats": [SYNTHETIC_CAVEAT] if synthetic else [],
+    }
+
+
+def _data_statements(data: dict, synthetic: bool) -> list[str]:
+    out = [f"Source: {data['source']}" + (" (synthetic phantom)." if synthetic else ".")]
+    for split in data["splits"]:
+        balance = "; ".join(
+            f"{b['label']}: {b['positives']} positive ({_pct(b['prevalence'])})" for b in split["balance"]
+        )
+        out.append(f"{split['split']}: {split['images']} images of {split['patients']} patients — {balance}.")
+    out.append(
+        "Splits are made by patient, so no patient's images appear in more than one split. "
+        f"Leakage check: {data['leakage_check']}."
+    )
+    if data["images_are_patients"]:
+        out.append(
+            "The source publishes no patient identifiers: every image is treated as its own patient, so images of "
+            "one person may sit on both sides of a split and the intervals may be too narrow."
+        )
+    if data["skipped"]:
+        out.append(f"{len(data['skipped'])} file(s) could not be read and were left out (listed in the data section).")
+    return out
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.1f}%"
+
+
+def _metric_statements(evaluation: dict) -> list[str]:
+    out = [
+        f"Evaluated on the held-out {evaluation['split']} split: {evaluation['n_images']} images of "
+        f"{evaluation['n_patients']} patients; 95% confidence intervals by {evaluation['ci_method']}."
+    ]
+    for name, entry in evaluation["labels"].items():
+        out.append(
+            f"{name}: ROC AUC {_ci(entry, 'roc_auc')}; at threshold {entry['threshold']:.4g} sensitivity "
+            f"{_ci(entry, 'sensitivity')}, specificity {_ci(entry, 'specificity')}, "
+            f"accuracy {_ci(entry, 'accuracy')}."
+        )
+    return out
+
+
+def _limitations(data: dict, evaluation: dict, subgroups: dict[str, list[dict]], spec) -> list[str]:
+    out = []
+    for name, entry in evaluation["labels"].items():
+        m = entry["metrics"]
+        wide = [
+            key
+            for key in ("roc_auc", "sensitivity", "specificity")
+            if (ci := entry.get("ci95", {}).get(key))
+            and ci.get("low") is not None
+            and math.isfinite(ci["low"])
+            and ci["high"] - ci["low"] > _WIDE_INTERVAL
+        ]
+        if wide:
+            out.append(
+                f"{name}: the test set holds {m['n_positive']} positive and {m['n_negative']} negative images; "
+                f"the 95% intervals of {', '.join(wide)} are wider than {_WIDE_INTERVAL:.1f}, so the point "
+                "estimates are rough."
+            )
+        small = sorted(
+            {f"{row['column']}={row['value']}" for row in subgroups.get(name, []) if row.get("note") and row["column"] != "all"}
+        )
+        if small:
+            out.append(f"{name}: subgroups too small to judge ({', '.join(small)}); fairness across them is unknown.")
+        ece = m.get("ece")
+        if ece is not None and math.isfinite(ece) and ece > 0.05:
+            out.append(
+                f"{name}: probabilities are not well calibrated (ECE {ece:.3f}); do not read them as risks "
+                "without recalibration."
+            )
+    out.append(
+        "The decision threshold was chosen on the validation split; if the prevalence or the image source "
+        "changes, sensitivity and specificity change with it and the threshold should be re-chosen."
+    )
+    if min(spec.input_size) < 128:
+        out.append(
+            f"Input resolution is {spec.input_size[0]}×{spec.input_size[1]} pixels: small or subtle findings "
+            "are likely invisible to the model."
+        )
+    sites = data.get("sites") or []
+    if len(sites) <= 1:
+        out.append("No external validation: all images come from one source, so site and scanner shift are untested.")
+    return out
+
+
+def _ethics(synthetic: bool) -> list[str]:
+    out = [
+        "Performance can differ between groups of patients (sex, age, view, site); check the subgroup tables "
+        "before drawing conclusions, and treat groups absent from the test set as untested.",
+        "Automation bias: readers tend to over-trust a confident model. Probabilities and heat maps are "
+        "research outputs, not explanations of pathology.",
+    ]
+    if not synthetic:
+        out.append(
+            "The gallery embeds test images: share this report only where the images themselves may be shared, "
+            "and only after de-identification (radcnn's DICOM de-identification follows PS3.15 Annex E)."
+        )
+    return out

@@ -1,0 +1,77 @@
+"""Building the Lightning `Trainer` and `ClassifierModule` from a `RunConfig` (no training happens here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from radcnn.config import RunConfig
+from radcnn.models.spec import ModelSpec
+from radcnn.training.callbacks import BestModelExport
+from radcnn.training.checkpoint_io import AtomicCheckpointIO
+from radcnn.training.module import ClassifierModule, positive_weights
+
+log = logging.getLogger(__name__)
+
+
+def build_module(config: RunConfig, model: torch.nn.Module, train_labels: np.ndarray, precision: str):
+    """The LightningModule with the configured loss weighting, optimiser groups and schedule."""
+    groups = None
+    if config.model.freeze_backbone or config.model.backbone_lr_scale != 1.0:
+        from radcnn.models.transfer import freeze_backbone, parameter_groups
+
+        if config.model.freeze_backbone:
+            freeze_backbone(model, config.model.name, frozen=True)
+        if config.model.backbone_lr_scale != 1.0:
+            groups = parameter_groups(model, config.model.name, config.train.lr, config.model.backbone_lr_scale)
+    pos_weight = positive_weights(train_labels) if config.train.class_balance == "pos_weight" else None
+    return ClassifierModule(
+        model,
+        lr=config.train.lr,
+        weight_decay=config.train.weight_decay,
+        channels_last=precision.startswith("bf16"),
+        pos_weight=pos_weight,
+        lr_schedule=config.train.lr_schedule,
+        max_epochs=config.train.epochs,
+        param_groups=groups,
+    )
+
+
+def build_trainer(config: RunConfig, work: Path, spec: ModelSpec, precision: str) -> L.Trainer:
+    train = config.train
+    callbacks: list[L.Callback] = [BestModelExport(work, spec)]
+    if train.checkpoint_every_epoch:
+        callbacks.append(ModelCheckpoint(dirpath=work / "checkpoints", save_last=True, save_top_k=0))
+    if train.early_stopping_patience > 0:
+        callbacks.append(EarlyStopping(monitor="val_auc", mode="max", patience=train.early_stopping_patience))
+    loggers: list = [CSVLogger(work, name="logs", version=""), TensorBoardLogger(work, name="logs", version="")]
+    if importlib.util.find_spec("mlflow") is not None:
+        from lightning.pytorch.loggers import MLFlowLogger
+
+        loggers.append(MLFlowLogger(experiment_name="radcnn", tracking_uri=f"file:{work / 'mlruns'}"))
+    distributed = train.devices > 1
+    return L.Trainer(
+        max_epochs=train.epochs,
+        accelerator="cpu" if not torch.cuda.is_available() else "auto",
+        devices=train.devices,
+        # ddp_spawn starts the worker processes from a library call (no re-executed script); gloo on CPU.
+        strategy="ddp_spawn" if distributed else "auto",
+        precision=precision,
+        deterministic=train.deterministic,
+        logger=loggers,
+        callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
+        accumulate_grad_batches=train.accumulate_grad_batches,
+        enable_progress_bar=train.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        use_distributed_sampler=distributed,
+    )
