@@ -1,19 +1,19 @@
 """radcnn's exception tree. Every error a user can cause is one of these, with a message a person can act on.
 
-    RadcnnError
-    ├── ConfigError            bad or unknown configuration keys/values
-    ├── UnknownNameError       a name not in a registry (lists the valid names)
-    ├── MissingExtraError      an optional dependency group is not installed (names the pip command)
-    ├── DataError              anything wrong with input data
-    │   ├── ImageReadError     one image file could not be read (path + reason)
-    │   ├── ManifestError      a labels/manifest table is wrong (path, row, column)
-    │   └── LeakageError       a split puts a patient or an identical image on both sides
-    ├── ModelError             weights that do not fit, checkpoints that cannot be loaded
-    ├── TrainingError          training diverged (NaN loss) or cannot continue
-    ├── RunDirectoryError      a run directory exists / is missing / is incomplete
-    └── PrivacyError           de-identification and encryption failures
-        ├── DeidentificationError
-        └── EncryptionError
+RadcnnError
+├── ConfigError            bad or unknown configuration keys/values
+├── UnknownNameError       a name not in a registry (lists the valid names)
+├── MissingExtraError      an optional dependency group is not installed (names the pip command)
+├── DataError              anything wrong with input data
+│   ├── ImageReadError     one image file could not be read (path + reason)
+│   ├── ManifestError      a labels/manifest table is wrong (path, row, column)
+│   └── LeakageError       a split puts a patient or an identical image on both sides
+├── ModelError             weights that do not fit, checkpoints that cannot be loaded
+├── TrainingError          training diverged (NaN loss) or cannot continue
+├── RunDirectoryError      a run directory exists / is missing / is incomplete
+└── PrivacyError           de-identification and encryption failures
+    ├── DeidentificationError
+    └── EncryptionError
 """
 
 from __future__ import annotations

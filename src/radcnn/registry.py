@@ -37,9 +37,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
 
-    def register(
-        self, name: str, *, summary: str = "", tags: tuple[str, ...] = (), **extra: Any
-    ) -> Callable[[T], T]:
+    def register(self, name: str, *, summary: str = "", tags: tuple[str, ...] = (), **extra: Any) -> Callable[[T], T]:
         """Decorator: `@MODELS.register("seed_cnn", summary=...)`."""
 
         def decorate(builder: T) -> T:

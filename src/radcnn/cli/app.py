@@ -24,9 +24,16 @@ SUBCOMMAND_MODULES = (
     "synth",
     "train",
     "evaluate",
+    "report",
+    "compare",
     "predict",
     "demo",
     "models",
+    "data",
+    "deid",
+    "crypto",
+    "explain",
+    "explain_eval",
 )
 
 
@@ -46,28 +53,21 @@ for _name in SUBCOMMAND_MODULES:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI. radcnn's own errors become one red line and exit code 1; no traceback for the user."""
+    """Run the CLI. radcnn's own errors become one red line and exit code 1; no traceback for the user.
+
+    Typer runs in standalone mode so that --help and usage errors behave as usual (exit code 2 with the usage
+    line); only radcnn's exceptions pass through it and are rendered here.
+    """
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="radcnn", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except RadcnnError as exc:
-        error_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        error_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         error_console.print("[bold red]interrupted[/]")
         return 130
-    except SystemExit as exc:  # typer/click raise this for --help and usage errors
-        return int(exc.code or 0)
-    except typer.Exit as exc:
-        return exc.exit_code
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return 1
-        raise
     return 0
 
 

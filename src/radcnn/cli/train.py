@@ -7,68 +7,96 @@ from pathlib import Path
 import typer
 
 from radcnn.cli.render import ProgressCallback, console, key_value_table
-from radcnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig, load_config, replace
+from radcnn.config import RunConfig, load_config, replace
+
+# CLI option → (config section, field). Options left unset keep the config file's (or the default) value.
+_OPTION_FIELDS = {
+    "data": ("data", "source"),
+    "size": ("data", "image_size"),
+    "labels": ("data", "label_columns"),
+    "on_error": ("data", "on_error"),
+    "layout": ("data", "layout"),
+    "model": ("model", "name"),
+    "weights": ("model", "weights"),
+    "weights_format": ("model", "weights_format"),
+    "freeze_backbone": ("model", "freeze_backbone"),
+    "backbone_lr_scale": ("model", "backbone_lr_scale"),
+    "epochs": ("train", "epochs"),
+    "batch_size": ("train", "batch_size"),
+    "lr": ("train", "lr"),
+    "seed": ("train", "seed"),
+    "precision": ("train", "precision"),
+    "augment": ("train", "augment"),
+    "class_balance": ("train", "class_balance"),
+    "lr_schedule": ("train", "lr_schedule"),
+    "early_stopping": ("train", "early_stopping_patience"),
+    "accumulate": ("train", "accumulate_grad_batches"),
+    "devices": ("train", "devices"),
+    "deterministic": ("train", "deterministic"),
+    "threshold_method": ("train", "threshold_method"),
+    "threshold_target": ("train", "threshold_target"),
+}
 
 
-def build_config(
-    config_file: Path | None,
-    data: str | None,
-    labels: str | None,
-    size: int | None,
-    model: str | None,
-    epochs: int | None,
-    batch_size: int | None,
-    lr: float | None,
-    seed: int | None,
-    precision: str | None,
-    on_error: str | None,
-) -> RunConfig:
-    base = load_config(config_file) if config_file else RunConfig()
-    label_columns = tuple(s.strip() for s in labels.split(",")) if labels else None
+def build_config(config_file: Path | None, options: dict) -> RunConfig:
+    config = load_config(config_file) if config_file else RunConfig()
+    changes: dict[str, dict] = {"data": {}, "model": {}, "train": {}}
+    for option, value in options.items():
+        if value is None or option not in _OPTION_FIELDS:
+            continue
+        section, field = _OPTION_FIELDS[option]
+        if option == "size":
+            value = (value, value)
+        elif option == "labels":
+            value = tuple(s.strip() for s in value.split(",") if s.strip())
+        changes[section][field] = value
     return RunConfig(
-        data=replace(
-            base.data if config_file else DataConfig(),
-            source=data,
-            label_columns=label_columns,
-            image_size=(size, size) if size else None,
-            on_error=on_error,
-        ),
-        model=replace(base.model if config_file else ModelConfig(), name=model),
-        train=replace(
-            base.train if config_file else TrainConfig(),
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            precision=precision,
-        ),
+        data=replace(config.data, **changes["data"]),
+        model=replace(config.model, **changes["model"]),
+        train=replace(config.train, **changes["train"]),
     )
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(
-        data: str = typer.Option(None, "--data", "-d", help="Labels CSV or MedMNIST .npz."),
         out: Path = typer.Option(..., "--out", "-o", help="Run directory to create."),
+        data: str = typer.Option(None, "--data", "-d", help="Labels CSV or MedMNIST .npz."),
         labels: str = typer.Option(None, help="Comma-separated label columns (default: nodule)."),
         size: int = typer.Option(None, help="Model input side in pixels (default 128)."),
+        layout: str = typer.Option(None, help="Dataset layout (default: auto from the source)."),
         model: str = typer.Option(None, help="Registered model name (see `radcnn models`)."),
+        weights: str = typer.Option(None, help="Initial weights: radcnn .safetensors, torchvision or TorchXRayVision."),
+        weights_format: str = typer.Option(None, help="auto | radcnn | torchvision | torchxrayvision"),
+        freeze_backbone: bool = typer.Option(None, "--freeze-backbone/--train-backbone", help="Train the head only."),
+        backbone_lr_scale: float = typer.Option(None, help="Backbone learning rate = lr × this (default 1)."),
         epochs: int = typer.Option(None, help="Epochs (default 10)."),
         batch_size: int = typer.Option(None, help="Batch size (default 32)."),
         lr: float = typer.Option(None, help="Adam learning rate (default 1e-3)."),
-        seed: int = typer.Option(None, help="Seed for split, initialisation and shuffling (default 0)."),
+        seed: int = typer.Option(None, help="Seed for split, initialisation, shuffling and augmentation (default 0)."),
         precision: str = typer.Option(None, help="auto | 32 | bf16 (auto: bf16 on AMX/AVX-512-bf16 CPUs)."),
+        augment: str = typer.Option(None, help="none | light | standard | strong (training split only)."),
+        class_balance: str = typer.Option(None, help="none | pos_weight | sampler."),
+        lr_schedule: str = typer.Option(None, help="none | cosine | plateau."),
+        early_stopping: int = typer.Option(None, help="Stop after this many epochs without val AUC gain (0 = off)."),
+        accumulate: int = typer.Option(None, help="Gradient accumulation steps."),
+        devices: int = typer.Option(None, help="Data-parallel processes (DDP; gloo on CPU)."),
+        deterministic: bool = typer.Option(None, "--deterministic/--fast", help="Deterministic algorithms."),
+        threshold_method: str = typer.Option(None, help="youden | sensitivity | specificity | f1 | fixed (on val)."),
+        threshold_target: float = typer.Option(None, help="Target for sensitivity/specificity, e.g. 0.95."),
         on_error: str = typer.Option(None, help="fail | skip unreadable images."),
         config: Path = typer.Option(None, "--config", "-c", help="YAML/TOML config; options override it."),
         overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
+        resume: bool = typer.Option(False, help="Continue an interrupted run from its last checkpoint."),
     ) -> None:
         """Train a model; writes the best model, split, logs and resolved config into OUT."""
         from radcnn.training.fit import fit, prepare_run_dir
 
-        run_config = build_config(config, data, labels, size, model, epochs, batch_size, lr, seed, precision, on_error)
-        prepare_run_dir(out, overwrite)  # fail before decoding anything
+        options = dict(locals())
+        run_config = build_config(config, options)
+        prepare_run_dir(out, overwrite=overwrite, resume=resume)  # fail before decoding anything
         with ProgressCallback("decoding images into the cache") as progress:
-            result = fit(run_config, out, overwrite=overwrite, cache_progress=progress)
+            result = fit(run_config, out, overwrite=overwrite, resume=resume, cache_progress=progress)
         console.print(
             key_value_table(
                 "training finished",
@@ -76,9 +104,12 @@ def register(app: typer.Typer) -> None:
                     "run directory": str(result.run_dir),
                     "model": result.spec.architecture,
                     "precision": result.precision,
+                    "epochs run": result.epochs_run,
                     "best epoch": result.best_epoch,
                     "best validation AUC": result.best_val_auc,
-                    "thresholds (chosen on val)": ", ".join(f"{t:.3f}" for t in result.spec.thresholds),
+                    "thresholds": ", ".join(f"{t:.3f}" for t in result.spec.thresholds)
+                    + f" ({result.spec.threshold_method})",
                 },
             )
         )
+        console.print(f"next: radcnn evaluate {result.run_dir}")

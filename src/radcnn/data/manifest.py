@@ -52,13 +52,22 @@ def read_labels_csv(
     *,
     check_files: bool = True,
     on_error: str = "fail",
+    columns: dict[str, str] | None = None,
+    patient_ids_from_paths: bool = False,
 ) -> Manifest:
     """Read a labels CSV (columns `path`, `patient_id`, the label columns, anything else as metadata).
 
-    `path` is resolved relative to the CSV's folder. With `on_error="skip"`, rows whose image file is missing are
-    left out and listed in `Manifest.skipped`; every other problem is an error because it means the table itself is
-    wrong.
+    `path` is resolved relative to the CSV's folder. `columns` renames the file's own column names to radcnn's
+    (e.g. ``{"Image": "path", "PatientID": "patient_id", "Hospital": "site"}``). With `patient_ids_from_paths`, a
+    file without a patient column gets one patient per image (logged: patient-level splitting is then impossible).
+
+    Row problems — a label outside {0, 1, blank}, an empty path or patient id, a duplicate row for one image, an image
+    file that does not exist — raise ManifestError (file, row, column) under `on_error="fail"`; under
+    `on_error="skip"` the row is left out and listed in `Manifest.skipped`. Problems with the table itself (missing
+    file or column, no rows) always raise.
     """
+    if on_error not in ("fail", "skip"):
+        raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise ManifestError(csv_path, "labels file not found")
@@ -66,6 +75,13 @@ def read_labels_csv(
         table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ManifestError(csv_path, f"not a readable CSV file ({exc})") from None
+    for column in columns or {}:
+        if column not in table.columns:
+            raise ManifestError(csv_path, f"missing column; the file has: {', '.join(table.columns)}", column=column)
+    table = table.rename(columns=dict(columns or {}))
+    if patient_ids_from_paths and "patient_id" not in table.columns and "path" in table.columns:
+        log.warning("%s has no patient column: each image counts as its own patient", csv_path)
+        table["patient_id"] = table["path"]
     label_columns = tuple(label_columns)
     if not label_columns:
         raise ManifestError(csv_path, "no label columns were given")
@@ -75,39 +91,42 @@ def read_labels_csv(
     if table.empty:
         raise ManifestError(csv_path, "the table has a header but no rows")
 
+    bad_rows: set[int] = set()
+    skipped: list[tuple[str, str]] = []
+
+    def report(row: int, reason: str, column: str | None) -> None:
+        # `row` is the table index; the CSV row is index + 2 (the header is row 1).
+        if on_error == "fail":
+            raise ManifestError(csv_path, reason, row=row + 2, column=column)
+        bad_rows.add(row)
+        where = f"{csv_path} row {row + 2}" + (f", column {column!r}" if column else "")
+        skipped.append((where, reason))
+
     for column in label_columns:
-        table[column] = _parse_label_column(table[column], csv_path, column)
+        table[column] = _parse_label_column(table[column], column, report)
     for column in REQUIRED_COLUMNS:
-        blank = table.index[table[column].str.strip() == ""]
-        if len(blank):
-            raise ManifestError(csv_path, f"empty {column}", row=int(blank[0]) + 2, column=column)
+        for row in table.index[table[column].str.strip() == ""]:
+            report(int(row), f"empty {column}", column)
 
     root = csv_path.parent
-    table["path"] = [str((root / p).resolve()) if not Path(p).is_absolute() else p for p in table["path"]]
-    duplicated = table.index[table["path"].duplicated()]
-    if len(duplicated):
-        first = int(duplicated[0])
-        raise ManifestError(csv_path, f"duplicate row for image {table.at[first, 'path']}", row=first + 2)
+    table["path"] = [str((root / p).resolve()) if p and not Path(p).is_absolute() else p for p in table["path"]]
+    for row in table.index[table["path"].duplicated() & (table["path"] != "")]:
+        report(int(row), f"duplicate row: image {table.at[row, 'path']} is listed already", None)
 
-    skipped: list[tuple[str, str]] = []
     if check_files:
-        exists = np.array([Path(p).is_file() for p in table["path"]])
-        for row in np.flatnonzero(~exists):
-            if on_error == "fail":
-                raise ManifestError(
-                    csv_path,
-                    f"image file not found: {table.at[row, 'path']}",
-                    row=int(row) + 2,
-                    column="path",
-                )
-            skipped.append((f"{csv_path} row {row + 2}", f"image file not found: {table.at[row, 'path']}"))
-        if skipped:
-            log.warning("%s: skipped %d row(s) whose image file is missing", csv_path, len(skipped))
-            table = table[exists].reset_index(drop=True)
+        for row in table.index:
+            path = table.at[row, "path"]
+            if row not in bad_rows and path and not Path(path).is_file():
+                report(int(row), f"image file not found: {path}", "path")
+    if skipped:
+        log.warning("%s: skipped %d row(s) with problems", csv_path, len(bad_rows))
+        table = table.drop(index=sorted(bad_rows)).reset_index(drop=True)
+        if table.empty:
+            raise ManifestError(csv_path, f"no usable rows left after skipping {len(bad_rows)} bad row(s)")
     return Manifest(table=table, label_names=label_columns, source=csv_path, skipped=tuple(skipped))
 
 
-def _parse_label_column(values: pd.Series, csv_path: Path, column: str) -> pd.Series:
+def _parse_label_column(values: pd.Series, column: str, report) -> pd.Series:
     parsed = np.full(len(values), np.nan, dtype=np.float32)
     for i, raw in enumerate(values):
         text = raw.strip().lower()
@@ -116,12 +135,7 @@ def _parse_label_column(values: pd.Series, csv_path: Path, column: str) -> pd.Se
         elif text in _NEGATIVE:
             parsed[i] = 0.0
         elif text not in ("", "nan"):
-            raise ManifestError(
-                csv_path,
-                f"unknown label value {raw!r}; expected 0, 1 or blank (unknown)",
-                row=i + 2,
-                column=column,
-            )
+            report(i, f"unknown label value {raw!r}; expected 0, 1 or blank (unknown)", column)
     return pd.Series(parsed, index=values.index)
 
 

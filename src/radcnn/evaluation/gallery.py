@@ -82,18 +82,25 @@ def thumbnail_png(image: np.ndarray, size: int = THUMBNAIL_SIZE) -> bytes:
     return _png(_fit(picture, size))
 
 
-def overlay_png(image: np.ndarray, heatmap: np.ndarray, size: int = THUMBNAIL_SIZE, alpha: float = 0.45) -> bytes:
-    """The image in gray with a heat map (same H×W, any range; normalised to [0, 1]) blended on top."""
-    from matplotlib import colormaps
+def overlay_png(image: np.ndarray, attribution: np.ndarray, size: int = THUMBNAIL_SIZE, alpha: float = 0.55) -> bytes:
+    """The image in gray with an attribution map (same H×W) blended on top, coloured as `radcnn explain` does.
 
-    base = np.clip(np.nan_to_num(np.asarray(image, dtype=np.float32).reshape(heatmap.shape)), 0.0, 1.0)
-    heat = np.nan_to_num(np.asarray(heatmap, dtype=np.float32))
-    span = float(heat.max() - heat.min())
-    heat = (heat - heat.min()) / span if span > 0 else np.zeros_like(heat)
-    colour = colormaps["inferno"](heat)[..., :3]
-    # Weight the colour by the heat itself so cold regions leave the radiograph readable.
-    weight = alpha * heat[..., None]
-    blended = (1 - weight) * base[..., None] + weight * colour
+    Colour limits and maps come from `radcnn.explain.overlay` (0..robust max on "inferno" for non-negative maps
+    such as Grad-CAM, symmetric "RdBu_r" for signed ones); opacity follows |map|, so weak regions leave the
+    radiograph readable.
+    """
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
+    from radcnn.explain.overlay import DIVERGING_CMAP, SEQUENTIAL_CMAP, colour_limits
+
+    attribution = np.nan_to_num(np.asarray(attribution, dtype=np.float32))
+    base = np.clip(np.nan_to_num(np.asarray(image, dtype=np.float32).reshape(attribution.shape)), 0.0, 1.0)
+    vmin, vmax, signed = colour_limits(attribution)
+    colour = colormaps[DIVERGING_CMAP if signed else SEQUENTIAL_CMAP](Normalize(vmin, vmax, clip=True)(attribution))
+    strength = np.clip(np.abs(attribution) / max(abs(vmin), abs(vmax)), 0.0, 1.0)
+    weight = alpha * strength[..., None]
+    blended = (1 - weight) * base[..., None] + weight * colour[..., :3]
     picture = Image.fromarray((np.clip(blended, 0, 1) * 255 + 0.5).astype(np.uint8), mode="RGB")
     return _png(_fit(picture, size))
 
@@ -128,7 +135,7 @@ class GalleryImages:
             image, _warnings = self.predictor.prepare(path)
             return np.asarray(image, dtype=np.float32)
         if self._split_images is None:
-            log.info("gallery: %s is not a file; taking the images from the run's rebuilt data", path)
+            log.debug("gallery: %s is not a file; taking the images from the run's rebuilt data", path)
             self._split_images = self.rebuild()
             if len(self._split_images) != len(self.paths):
                 raise DataError(

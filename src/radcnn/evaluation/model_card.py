@@ -21,6 +21,7 @@ SYNTHETIC_CAVEAT = (
     "says nothing about performance on real radiographs."
 )
 _WIDE_INTERVAL = 0.2  # a 95% interval wider than this makes the point estimate a rough guide only
+_PREVALENCE_SHIFT = 0.10  # prevalence gaps between splits larger than this are worth a warning
 
 
 def _fmt(value) -> str:
@@ -64,8 +65,7 @@ def build_model_card(
     ]
     intended = [
         RESEARCH_ONLY,
-        "Intended users: researchers studying chest radiograph classification methods, evaluation and "
-        "explainability.",
+        "Intended users: researchers studying chest radiograph classification methods, evaluation and explainability.",
     ]
     out_of_scope = [
         "Any clinical use, including second reading, worklist prioritisation or screening.",
@@ -93,14 +93,15 @@ def _data_statements(data: dict, synthetic: bool) -> list[str]:
             f"{b['label']}: {b['positives']} positive ({_pct(b['prevalence'])})" for b in split["balance"]
         )
         out.append(f"{split['split']}: {split['images']} images of {split['patients']} patients — {balance}.")
-    out.append(
-        "Splits are made by patient, so no patient's images appear in more than one split. "
-        f"Leakage check: {data['leakage_check']}."
-    )
     if data["images_are_patients"]:
         out.append(
             "The source publishes no patient identifiers: every image is treated as its own patient, so images of "
             "one person may sit on both sides of a split and the intervals may be too narrow."
+        )
+    else:
+        out.append(
+            "Splits are made by patient, so no patient's images appear in more than one split. "
+            f"Leakage check — {data['leakage_check']}."
         )
     if data["skipped"]:
         out.append(f"{len(data['skipped'])} file(s) could not be read and were left out (listed in the data section).")
@@ -143,9 +144,11 @@ def _limitations(data: dict, evaluation: dict, subgroups: dict[str, list[dict]],
                 f"the 95% intervals of {', '.join(wide)} are wider than {_WIDE_INTERVAL:.1f}, so the point "
                 "estimates are rough."
             )
-        small = sorted(
-            {f"{row['column']}={row['value']}" for row in subgroups.get(name, []) if row.get("note") and row["column"] != "all"}
-        )
+        small = [
+            f"{row['column']}={row['value']}"
+            for row in subgroups.get(name, [])
+            if row.get("note") and row["column"] != "all"
+        ]
         if small:
             out.append(f"{name}: subgroups too small to judge ({', '.join(small)}); fairness across them is unknown.")
         ece = m.get("ece")
@@ -154,6 +157,11 @@ def _limitations(data: dict, evaluation: dict, subgroups: dict[str, list[dict]],
                 f"{name}: probabilities are not well calibrated (ECE {ece:.3f}); do not read them as risks "
                 "without recalibration."
             )
+    shift = _prevalence_shift(data)
+    if shift:
+        out.append(shift)
+    if not data.get("metadata_columns"):
+        out.append("No sex, age, view or site was recorded: how performance differs between patient groups is unknown.")
     out.append(
         "The decision threshold was chosen on the validation split; if the prevalence or the image source "
         "changes, sensitivity and specificity change with it and the threshold should be re-chosen."
@@ -164,9 +172,28 @@ def _limitations(data: dict, evaluation: dict, subgroups: dict[str, list[dict]],
             "are likely invisible to the model."
         )
     sites = data.get("sites") or []
-    if len(sites) <= 1:
-        out.append("No external validation: all images come from one source, so site and scanner shift are untested.")
+    where = f" (sites: {', '.join(sites)})" if sites else ""
+    out.append(
+        f"Internal validation only: training, validation and test images come from the same source{where}; "
+        "performance at other hospitals, on other scanners or with other image processing is untested."
+    )
     return out
+
+
+def _prevalence_shift(data: dict) -> str:
+    """A sentence when a label's prevalence differs between splits by more than 10 percentage points."""
+    parts = []
+    for j, label in enumerate(data.get("label_names", [])):
+        values = {s["split"]: s["balance"][j]["prevalence"] for s in data["splits"]}
+        finite = [v for v in values.values() if v is not None and math.isfinite(v)]
+        if len(finite) >= 2 and max(finite) - min(finite) > _PREVALENCE_SHIFT:
+            parts.append(f"{label} " + ", ".join(f"{split} {_pct(v)}" for split, v in values.items()))
+    if not parts:
+        return ""
+    return (
+        "Prevalence differs between the splits (" + "; ".join(parts) + "): precision, NPV and calibration depend "
+        "on prevalence and will differ again in a population with another one."
+    )
 
 
 def _ethics(synthetic: bool) -> list[str]:

@@ -167,8 +167,9 @@ def calibration_figure(y_true, y_prob, *, label: str = "", n_bins: int = 10) -> 
     sizes = 12 + 140 * counts[filled] / max(int(counts.sum()), 1)
     top.plot(predicted, observed, color=BLUE, linewidth=1.2)
     top.scatter(predicted, observed, s=sizes, color=BLUE, zorder=3, label=f"model (ECE {data['ece']:.3f})")
-    top.set_xlim(0, 1)
-    top.set_ylim(-0.02, 1.02)
+    # A little margin so the markers of the first and last bins are not cut in half by the axes.
+    top.set_xlim(-0.03, 1.03)
+    top.set_ylim(-0.04, 1.04)
     _style(top, f"Calibration — {label}" if label else "Calibration", "", "observed fraction positive")
     top.legend(loc="upper left", fontsize=7, frameon=False)
     bottom.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=BLUE, alpha=0.35, edgecolor=BLUE)

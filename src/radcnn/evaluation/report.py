@@ -138,9 +138,7 @@ def generate_report(
     step()
 
     subgroups = {
-        name: subgroup_rows(
-            predictions, name, entry["threshold"], n_boot=n_boot, seed=seed, min_size=subgroup_min_size
-        )
+        name: subgroup_rows(predictions, name, entry["threshold"], n_boot=n_boot, seed=seed, min_size=subgroup_min_size)
         for name, entry in metrics["labels"].items()
     }
     step()
@@ -148,7 +146,9 @@ def generate_report(
     from radcnn.serve.predictor import Predictor
 
     predictor = Predictor.from_path(run_dir)
-    explainer, explanation_note = find_explainer(predictor.model, predictor.spec) if explanations else (None, "not requested")
+    explainer, explanation_note = (
+        find_explainer(predictor.model, predictor.spec) if explanations else (None, "not requested")
+    )
     images = GalleryImages(predictor, predictions["path"].astype(str).tolist(), lambda: _split_images(data, metrics))
     pictures: dict[str, bytes] = {}
     for index, (name, entry) in enumerate(metrics["labels"].items()):
@@ -217,7 +217,9 @@ def _label_section(name: str, entry: dict, config: dict, val_metrics: dict, pred
         "figure_note": "",
     }
     ci = entry.get("ci95", {})
-    figures[f"confusion_{name}"] = plots.confusion_figure(entry["metrics"]["confusion_matrix"], label=name, threshold=cut)
+    figures[f"confusion_{name}"] = plots.confusion_figure(
+        entry["metrics"]["confusion_matrix"], label=name, threshold=cut
+    )
     section["figures"].append(f"confusion_{name}")
     try:
         section["curves"] = {
@@ -260,6 +262,7 @@ def render_html(report: dict, figures: dict[str, bytes], pictures: dict[str, byt
     env.filters["num"] = _num
     env.filters["pct"] = _pct
     env.filters["thr"] = _threshold
+    env.filters["prob"] = _probability
     template = env.from_string(source)
     return template.render(
         report=report,
@@ -281,6 +284,16 @@ def _num(value, digits: int = 3) -> str:
 def _threshold(value) -> str:
     # Thresholds are often probabilities near 0 or 1 (e.g. 0.99973): keep four significant digits.
     return "—" if value is None else f"{float(value):.4g}"
+
+
+def _probability(value) -> str:
+    # "p = 1.000" for 0.99991 would claim a certainty the model did not express.
+    value = float(value)
+    if value < 0.001:
+        return "p < 0.001"
+    if value > 0.999:
+        return "p > 0.999"
+    return f"p = {value:.3f}"
 
 
 def _pct(value, digits: int = 1) -> str:

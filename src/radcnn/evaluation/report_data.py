@@ -8,6 +8,7 @@ Each function reads one part of the run (``data_summary.json``, ``split.csv``, `
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import math
@@ -78,10 +79,11 @@ def read_predictions(run_dir: Path, split: str, label_names) -> pd.DataFrame:
 
 
 def is_synthetic(summary: dict, config: dict) -> bool:
-    """True when the data came from radcnn's phantom: the data summary says so, or the source is marked.
+    """True when the data came from radcnn's phantom (so the model card must carry the synthetic-data caveat).
 
-    The data layer records ``"synthetic": true`` in ``data_summary.json`` for phantom data; a labels CSV
-    written by the phantom sits beside a ``dataset.json`` whose ``"synthetic"`` is true.
+    Evidence, in order: ``"synthetic": true`` in ``data_summary.json``; a ``dataset.json`` beside the labels
+    file whose ``"synthetic"`` is true; or a labels CSV whose header is exactly the one `radcnn.data.synth`
+    writes (path, patient_id, study, site, ..., boxes, mask_path, study_date, lung_mask_path).
     """
     if summary.get("synthetic"):
         return True
@@ -92,6 +94,12 @@ def is_synthetic(summary: dict, config: dict) -> bool:
             return bool(json.loads(card.read_text(encoding="utf-8")).get("synthetic"))
         except (json.JSONDecodeError, AttributeError):
             log.warning("%s: not a readable dataset card; not treating the data as synthetic", card)
+    if source.suffix.lower() == ".csv" and source.is_file():
+        from radcnn.data.synth import CSV_COLUMNS
+
+        with source.open(encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), [])
+        return tuple(header) == tuple(CSV_COLUMNS)
     return False
 
 
@@ -159,14 +167,17 @@ def threshold_section(entry: dict, config: dict, val_entry: dict | None) -> dict
 def subgroup_rows(
     predictions: pd.DataFrame, label: str, threshold: float, *, n_boot: int, seed: int, min_size: int
 ) -> list[dict]:
-    """`subgroup_metrics` over sex, age band, view and site (those present), with patient-bootstrap CIs."""
+    """`subgroup_metrics` over sex, age band, view and site (those present), with patient-bootstrap CIs
+    (none when ``n_boot`` is 0)."""
+    # Only the columns this run recorded (age gives age_band), so nothing is reported as "skipped" needlessly.
+    present = [c for c in DEFAULT_COLUMNS if c in predictions.columns or (c == "age_band" and "age" in predictions)]
     table = subgroup_metrics(
         predictions[f"{label}_true"].to_numpy(dtype=np.float64),
         predictions[f"{label}_probability"].to_numpy(dtype=np.float64),
         predictions,
-        columns=DEFAULT_COLUMNS,
+        columns=present,
         threshold=threshold,
-        groups="patient_id",
+        groups="patient_id" if n_boot > 0 else None,
         min_size=min_size,
         n_boot=max(n_boot, 1),
         seed=seed,

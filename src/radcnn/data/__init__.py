@@ -1,0 +1,1 @@
+"""Data: readers, dataset layouts, splits, transforms and the synthetic chest radiograph phantom."""

@@ -1,0 +1,154 @@
+"""A training run's own images for explanation: its split, the lesion boxes of each image, the report gallery.
+
+The split comes from the run's `split.csv` (never recomputed), the images are read and resized as `radcnn
+predict` does, and the ground-truth boxes come from the run's labels CSV — the synthetic phantoms' ``boxes``
+column — or from an NIH ``BBox_List_2017.csv`` given explicitly (matched by file name). Boxes are in
+stored-image pixels and are scaled to the model's input size (`preprocess` stretches, so the scaling is linear).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from radcnn.errors import DataError, UnknownNameError
+from radcnn.explain.localisation import Box, parse_boxes, read_nih_bboxes
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+GALLERY_METHODS = ("gradcam", "integrated_gradients", "occlusion", "lime", "kernel_shap")
+
+
+@dataclass(frozen=True)
+class RunImage:
+    path: str
+    array: np.ndarray  # (C, H, W) float32 model input
+    truth: float  # the target label (NaN = unknown)
+    boxes: tuple[Box, ...]  # the target label's lesions, in model-input pixels
+
+
+def load_run_model(run_dir: str | Path):
+    """(model in eval mode, ModelSpec, RunConfig, run_dir) of a finished run."""
+    from radcnn.evaluation.evaluate import load_run
+    from radcnn.models.checkpoint import load_model
+    from radcnn.training.callbacks import BEST_MODEL
+
+    config, run_dir = load_run(run_dir)
+    model, spec = load_model(run_dir / BEST_MODEL)
+    return model, spec, config, run_dir
+
+
+def target_label(spec, target: str | None) -> str:
+    """The label to explain and score: the given name, else the run's first label."""
+    if target is None:
+        return spec.label_names[0]
+    if target not in spec.label_names:
+        raise UnknownNameError("target label", target, list(spec.label_names))
+    return target
+
+
+def split_rows(run_dir: Path, split: str) -> pd.DataFrame:
+    table = pd.read_csv(run_dir / "split.csv", dtype={"patient_id": str})
+    if "split" not in table.columns or "path" not in table.columns:
+        raise DataError(f"{run_dir / 'split.csv'}: expected columns path and split")
+    valid = sorted(table["split"].astype(str).unique())
+    if split not in valid:
+        raise DataError(f"{run_dir}: no {split!r} split; the run has: {', '.join(valid)}")
+    return table[table["split"] == split].reset_index(drop=True)
+
+
+def boxes_by_path(source: str | Path, *, boxes_csv: str | Path | None = None) -> dict[str, list[Box]]:
+    """{resolved image path or file name: boxes in stored pixels} from the labels CSV or an NIH box list."""
+    if boxes_csv is not None:
+        return {name: boxes for name, boxes in read_nih_bboxes(boxes_csv).items()}
+    source = Path(source)
+    if source.suffix.lower() != ".csv" or not source.is_file():
+        return {}
+    table = pd.read_csv(source, dtype=str, keep_default_na=False)
+    if "boxes" not in table.columns or "path" not in table.columns:
+        return {}
+    found = {}
+    for i, (path, text) in enumerate(zip(table["path"], table["boxes"], strict=True)):
+        resolved = str((source.parent / path).resolve()) if not Path(path).is_absolute() else path
+        found[resolved] = parse_boxes(text, path=source, row=i + 2)
+    return found
+
+
+def _lookup(boxes: dict[str, list[Box]], path: str) -> list[Box]:
+    return boxes.get(str(Path(path).resolve()), boxes.get(path, boxes.get(Path(path).name, [])))
+
+
+def read_run_images(
+    rows: pd.DataFrame, spec, label: str, boxes: dict[str, list[Box]], *, on_error: str = "skip"
+) -> list[RunImage]:
+    """Read and resize `rows`' images; each with its truth for `label` and its `label` boxes at input size."""
+    from radcnn.data.preprocess import preprocess
+    from radcnn.data.reader import read_image
+    from radcnn.errors import ImageReadError
+
+    size = (int(spec.input_size[0]), int(spec.input_size[1]))
+    images = []
+    for _, row in rows.iterrows():
+        path = str(row["path"])
+        try:
+            image, _meta = read_image(path, window=spec.window)
+        except ImageReadError as exc:
+            if on_error == "fail":
+                raise
+            log.warning("skipped %s: %s", path, exc.reason)
+            continue
+        own = [b for b in _lookup(boxes, path) if not b.label or b.label.lower() == label.lower()]
+        scaled = tuple(b.scaled(image.shape, size) for b in own)
+        truth = float(row[label]) if label in row and pd.notna(row[label]) else float("nan")
+        images.append(RunImage(path, preprocess(image, size), truth, scaled))
+    return images
+
+
+def explain_run_gallery(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    n_images: int = 4,
+    methods: str | Sequence[str] = GALLERY_METHODS,
+    split: str = "test",
+    target: str | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+):
+    """Explain a few of a run's `split` images (half positives, half negatives, drawn with `seed`) into `out_dir`.
+
+    The evaluation report calls this for its gallery; returns the `ExplainOutput` (gallery.html path and files).
+    """
+    from radcnn.explain.run import explain_images, write_explanations
+
+    model, spec, config, run_dir = load_run_model(run_dir)
+    label = target_label(spec, target)
+    rows = split_rows(run_dir, split)
+    rng = np.random.default_rng(seed)
+    positive = rows.index[rows[label] == 1].to_numpy() if label in rows else np.array([], int)
+    negative = np.setdiff1d(rows.index.to_numpy(), positive)
+    n_pos = min(len(positive), (n_images + 1) // 2)
+    picked = list(rng.permutation(positive)[:n_pos]) + list(rng.permutation(negative)[: n_images - n_pos])
+    if not picked:
+        raise DataError(f"{run_dir}: the {split} split has no images to explain")
+    chosen = rows.loc[sorted(picked)]
+    images = read_run_images(chosen, spec, label, boxes_by_path(config.data.source))
+    explanations = explain_images(
+        model, spec, [im.array for im in images], methods, target=label, seed=seed, progress=progress
+    )
+    for explanation, image in zip(explanations, images, strict=True):
+        explanation.source = image.path
+    truth = [{"input": f"truth: {label} = {im.truth:g}, {len(im.boxes)} box(es)"} for im in images]
+    return write_explanations(
+        explanations,
+        out_dir,
+        title=f"{run_dir.name}: {label} explanations ({split} split)",
+        notes=truth,
+        boxes=[[(b.x0, b.y0, b.x1, b.y1) for b in im.boxes] for im in images],
+    )
