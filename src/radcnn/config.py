@@ -23,8 +23,9 @@ class DataConfig:
     """Where the images come from and how they become model input."""
 
     source: str = ""  # labels CSV, MedMNIST .npz, or a dataset folder
-    layout: str = "auto"  # "auto" picks by the source: .csv → csv manifest, .npz → medmnist
-    label_columns: tuple[str, ...] = ("nodule",)
+    layout: str = "auto"  # a registered dataset layout (see `radcnn data layouts`); "auto" detects it
+    layout_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"uncertainty": "ones"} for CheXpert
+    label_columns: tuple[str, ...] = ("nodule",)  # labels CSV columns; other layouts: empty = the layout's own
     image_size: tuple[int, int] = (128, 128)
     window: str = "stored"  # DICOM VOI: "stored" window from the file, or "full" range
     val_fraction: float = 0.15

@@ -3,7 +3,8 @@
 Everything is written under one folder (default `runs/demo/`)::
 
     data/            synthetic DICOM radiographs + labels.csv (+ lesion masks)
-    run/             the trained run (config, split, best model, logs, metrics.json, predictions.csv)
+    run/             the trained run (config, split, best model, logs, metrics.json, predictions.csv,
+                     report.html — self-contained, with Grad-CAM overlays in its gallery)
     demo_predictions.csv   `predict` on a few test images, as a user would call it
 """
 
@@ -43,6 +44,7 @@ class DemoResult:
     metrics: dict
     predictions: list
     predictions_csv: Path
+    report_html: Path
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -85,6 +87,12 @@ def run_demo(settings: DemoSettings, *, progress: ProgressFactory | None = None)
     evaluation = evaluate_run(result.run_dir)
     seconds["evaluate"] = time.perf_counter() - start
 
+    start = time.perf_counter()
+    from radcnn.evaluation.report import generate_report
+
+    report = generate_report(result.run_dir)
+    seconds["report"] = time.perf_counter() - start
+
     import pandas as pd
 
     test_rows = pd.read_csv(result.run_dir / "split.csv").query("split == 'test'")
@@ -105,7 +113,16 @@ def run_demo(settings: DemoSettings, *, progress: ProgressFactory | None = None)
     predictions_csv = out / "demo_predictions.csv"
     with atomic_path(predictions_csv) as tmp:
         table.to_csv(tmp, index=False)
-    return DemoResult(out, synth.labels_csv, result.run_dir, evaluation.metrics, predictions, predictions_csv, seconds)
+    return DemoResult(
+        out,
+        synth.labels_csv,
+        result.run_dir,
+        evaluation.metrics,
+        predictions,
+        predictions_csv,
+        report.html_path,
+        seconds,
+    )
 
 
 class _NoProgress:

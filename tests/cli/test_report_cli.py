@@ -12,6 +12,7 @@ import pytest
 
 from radcnn.cli.app import main
 
+
 def _text(captured: str) -> str:
     """Rich wraps long lines at the terminal width; compare on single-spaced text."""
     return " ".join(captured.split())

@@ -120,7 +120,7 @@ def test_interrupted_build_resumes_where_it_stopped(tmp_path, image_files, worke
         build_cache(image_files, size=SIZE, cache_dir=tmp_path / "c", workers=workers, progress=_stop_after(3))
     (store,) = (tmp_path / "c").glob("store-*")
     index = json.loads((store / "index.json").read_text())
-    assert index["rows"] == 3 and len(index["files"]) == 3
+    assert len(index["content"]) == 3 and len(index["files"]) == 3 and index["rows"] >= 3
     assert sorted(p.name for p in store.iterdir()) == [".lock", "index.json", "params.json", "rows.u16"]
     resumed = build_cache(image_files, size=SIZE, cache_dir=tmp_path / "c", workers=workers)
     assert resumed.decoded == len(image_files) - 3
@@ -139,6 +139,9 @@ def test_skip_policy_records_failures(tmp_path, image_files):
     assert not cached.array()[1:3].any()
     with pytest.raises(ImageReadError, match=r"broken\.dcm: skipped while caching"):
         cached[1]
+    with pytest.raises(ImageReadError, match=r"missing\.png: skipped while caching"):
+        cached.batch([0, 2])
+    assert cached.batch([3, 0]).shape == (2, 1, *SIZE) and cached.shape == (4, 1, *SIZE)
     np.testing.assert_allclose(cached[3], _expected(image_files[1]), atol=TOLERANCE, rtol=0)
 
 

@@ -153,12 +153,15 @@ def test_gallery_holds_the_four_categories_correctly_assigned(built):
             assert Path(row["path"]).name == item["file"]
             assert item["probability"] == pytest.approx(row["pneumonia_probability"])
             positive_call = item["probability"] >= cut
-            assert category == {
-                (1, True): "true_positive",
-                (0, True): "false_positive",
-                (1, False): "false_negative",
-                (0, False): "true_negative",
-            }[(item["truth"], positive_call)]
+            assert (
+                category
+                == {
+                    (1, True): "true_positive",
+                    (0, True): "false_positive",
+                    (1, False): "false_negative",
+                    (0, False): "true_negative",
+                }[(item["truth"], positive_call)]
+            )
             shown += 1
     assert shown >= 2
 
@@ -177,7 +180,9 @@ def test_model_card_says_research_only_and_describes_the_data(built):
 def test_report_without_explanations_and_without_the_explain_extra(tiny_run, monkeypatch):
     result = generate_report(tiny_run, n_gallery=1, n_boot=50, explanations=False)
     assert result.report["explanations"]["included"] is False
-    assert all(not i["explanation"] for v in result.report["evaluation"]["labels"]["pneumonia"]["gallery"].values() for i in v)
+    assert all(
+        not i["explanation"] for v in result.report["evaluation"]["labels"]["pneumonia"]["gallery"].values() for i in v
+    )
 
     from radcnn.explain import registry
 

@@ -97,7 +97,11 @@ def write_run(root: Path, model: nn.Module, data: BlobSet, *, stored_scale: int 
         stored = np.kron(image[0], np.ones((stored_scale, stored_scale), np.float32))
         rel = f"images/img{i:03d}.png"
         write_png(root / "data" / rel, stored)
-        boxes = [] if box is None else [{"label": "nodule", **dict(zip(("x0", "y0", "x1", "y1"), np.array(box) * stored_scale))}]
+        boxes = (
+            []
+            if box is None
+            else [{"label": "nodule", **dict(zip(("x0", "y0", "x1", "y1"), np.array(box) * stored_scale, strict=True))}]
+        )
         rows.append({"path": rel, "patient_id": f"P{i:03d}", "nodule": int(label), "boxes": json.dumps(boxes)})
     import pandas as pd
 

@@ -42,7 +42,9 @@ def test_integrated_gradients_is_complete_logit_change_from_black():
 def test_integrated_gradients_on_the_trained_model_sums_to_the_logit_change(trained, true_positives):
     model, spec = trained
     images = torch.from_numpy(true_positives[0][:3])
-    attr = integrated_gradients(ScoredModel(model, spec), images, torch.zeros(3, dtype=torch.long), ExplainSettings(), [0] * 3)
+    attr = integrated_gradients(
+        ScoredModel(model, spec), images, torch.zeros(3, dtype=torch.long), ExplainSettings(), [0] * 3
+    )
     with torch.no_grad():
         change = (model(images) - model(torch.zeros_like(images)))[:, 0].numpy()
     np.testing.assert_allclose(attr.sum(axis=(1, 2)), change, rtol=0.1)
@@ -110,7 +112,9 @@ def test_superpixel_maps_are_constant_per_segment_and_find_the_blob(trained, tru
     images, masks = true_positives
     images, masks = images[:5], masks[:5]
     settings = ExplainSettings(n_samples=80)
-    maps = method(ScoredModel(model, spec), torch.from_numpy(images), torch.zeros(5, dtype=torch.long), settings, list(range(5)))
+    maps = method(
+        ScoredModel(model, spec), torch.from_numpy(images), torch.zeros(5, dtype=torch.long), settings, list(range(5))
+    )
     segments = superpixels(images[0, 0], settings.n_segments, settings.compactness)
     for label in np.unique(segments):
         assert np.ptp(maps[0][segments == label]) == 0

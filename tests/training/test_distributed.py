@@ -1,33 +1,13 @@
 """Data-parallel training with Lightning's DDP strategy: 2 CPU processes talking over gloo on loopback."""
 
 import math
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from radcnn.config import DataConfig, RunConfig, TrainConfig
 from radcnn.models.checkpoint import load_model
 from radcnn.training.fit import fit
-
-NPZ = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "pneumoniamnist_dev.npz"
-
-
-@pytest.fixture
-def small_npz(tmp_path):
-    source = np.load(NPZ)
-    sizes = {"train": 320, "val": 96, "test": 64}
-    arrays = {}
-    for split, n in sizes.items():
-        labels = source[f"{split}_labels"][:, 0]
-        # Half normal, half pneumonia: the dev train copy is 90% pneumonia, so a prefix would be one class.
-        rows = np.concatenate([np.flatnonzero(labels == c)[: n // 2] for c in (0, 1)])
-        arrays[f"{split}_images"] = source[f"{split}_images"][rows]
-        arrays[f"{split}_labels"] = source[f"{split}_labels"][rows]
-    path = tmp_path / "small.npz"
-    np.savez(path, **arrays)
-    return path
 
 
 @pytest.mark.slow

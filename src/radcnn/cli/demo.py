@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
         timing = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
         console.print(f"[bold]time:[/] {timing}")
         console.print(f"[bold]results:[/] {result.out_dir.resolve()}")
+        console.print(f"  report {result.report_html}")
         console.print(f"  data {result.labels_csv} | run {result.run_dir} | metrics {result.run_dir / 'metrics.json'}")
         console.print(
             "[bold]headline (test split, synthetic nodule task):[/] "

@@ -14,7 +14,8 @@ def methods_table() -> Table:
     from radcnn.explain.registry import explainer_infos
 
     table = Table(title="explanation methods (radcnn explain --method NAME[,NAME...] | all)")
-    for column in ("method", "explains", "needs conv layer", "random", "summary"):
+    table.add_column("method", no_wrap=True)
+    for column in ("explains", "needs conv layer", "random", "summary"):
         table.add_column(column)
     for info in explainer_infos():
         table.add_row(

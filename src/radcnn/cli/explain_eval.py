@@ -26,7 +26,7 @@ def scores_table(evaluation) -> Table:
         ("s / image", "right"),
     )
     for name, justify in columns:
-        table.add_column(name, justify=justify)
+        table.add_column(name, justify=justify, no_wrap=name == "method")
     for s in evaluation.scores:
         table.add_row(
             s.method,

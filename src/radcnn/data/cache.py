@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 ON_ERROR = ("fail", "skip")
 _CHECKPOINT_SECONDS = 2.0
-_IN_FLIGHT_PER_WORKER = 4
+_IN_FLIGHT_PER_WORKER = 3  # tasks queued per worker: enough to never leave one idle
+_MAX_FILES_PER_TASK = 4
 
 
 class CachedImages:
@@ -90,9 +91,17 @@ class CachedImages:
         """The whole store as an (N, 1, H, W) uint16 memory map (values × 1/65535 = [0, 1])."""
         return self._images
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """(N, 1, H, W), as for the arrays the images come back in."""
+        return tuple(self._images.shape)
+
     def batch(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
         """float32 (n, 1, H, W) for several rows at once (read in ascending order: fastest on a memmap)."""
         idx = np.asarray(indices, dtype=np.intp)
+        if not self.valid[idx].all():
+            path = self.paths[int(idx[~self.valid[idx]][0])]
+            raise ImageReadError(path, f"skipped while caching: {self._reasons[str(path)]}")
         order = np.argsort(idx, kind="stable")
         out = np.empty((len(idx), *self._images.shape[1:]), dtype=np.float32)
         out[order] = to_float(self._images[idx[order]])
@@ -159,7 +168,8 @@ def _stat(path: str) -> os.stat_result | None:
 
 def _run(store, todo, size, window, workers, on_error, progress, keys, failures, total) -> int:
     """Process `todo`, checkpointing the index every few seconds and on any exit; return the files decoded."""
-    store.reserve(len(todo))
+    first_slot = store.reserve(len(todo))
+    slots = {path: first_slot + i for i, path in enumerate(todo)}
     done, decoded = total - len(todo), 0
     last_commit = time.monotonic()
     known = frozenset(store.content)  # content already stored under another path/mtime: hashed, not decoded
@@ -168,7 +178,7 @@ def _run(store, todo, size, window, workers, on_error, progress, keys, failures,
             for path, sha, stat, row, error in results:
                 done += 1
                 decoded += row is not None or error is not None
-                _record(store, path, sha, stat, row, error, on_error, keys, failures)
+                _record(store, path, slots[path], sha, stat, row, error, on_error, keys, failures)
                 if progress is not None:
                     progress(done, total)
                 if time.monotonic() - last_commit > _CHECKPOINT_SECONDS:
@@ -179,7 +189,7 @@ def _run(store, todo, size, window, workers, on_error, progress, keys, failures,
     return decoded
 
 
-def _record(store, path, sha, stat, row, error, on_error, keys, failures) -> None:
+def _record(store, path, slot, sha, stat, row, error, on_error, keys, failures) -> None:
     if error is not None:
         if on_error == "fail":
             raise ImageReadError(path, error)
@@ -187,7 +197,7 @@ def _record(store, path, sha, stat, row, error, on_error, keys, failures) -> Non
         failures[path] = error
         return
     if row is not None:
-        store.add(sha, row)
+        store.add(sha, row, slot)
     store.files[path] = [stat[0], stat[1], sha]
     keys[path] = sha
 
@@ -198,31 +208,34 @@ def _results(todo: list[str], size, window, workers: int, known: frozenset[str])
         for path in todo:
             yield _process_file(path, size, window, known)
         return
+    # A task is a few files: fewer round trips through the executor's queues for cheap (uncompressed) files,
+    # while keeping ~16 tasks per worker so that the last ones still balance across the workers.
+    per_task = max(1, min(_MAX_FILES_PER_TASK, len(todo) // (workers * 16)))
+    tasks = iter([todo[i : i + per_task] for i in range(0, len(todo), per_task)])
     # fork: workers start in milliseconds and inherit the imported modules (spawn costs ~1 s of imports each).
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     executor = cf.ProcessPoolExecutor(
         max_workers=min(workers, len(todo)), mp_context=context, initializer=_init_worker, initargs=(known,)
     )
-    pending: dict[cf.Future, str] = {}
-    queue = iter(todo)
+    pending: dict[cf.Future, list[str]] = {}
     try:
-        for path in queue:
-            pending[executor.submit(_process_in_worker, path, size, window)] = path
+        for task in tasks:
+            pending[executor.submit(_process_in_worker, task, size, window)] = task
             if len(pending) >= workers * _IN_FLIGHT_PER_WORKER:
                 break
         while pending:
             finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
             for future in finished:
-                path = pending.pop(future)
+                task = pending.pop(future)
                 try:
-                    result = future.result()
+                    results = future.result()
                 except BrokenProcessPool as exc:
-                    in_flight = ", ".join([path, *pending.values()])
+                    in_flight = ", ".join([*task, *(p for t in pending.values() for p in t)])
                     raise DataError(f"a decoding worker crashed while reading one of: {in_flight}") from exc
-                yield result
-                following = next(queue, None)
-                if following is not None:
+                following = next(tasks, None)
+                if following is not None:  # refill before yielding: the consumer may take a while
                     pending[executor.submit(_process_in_worker, following, size, window)] = following
+                yield from results
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
 
@@ -236,8 +249,8 @@ def _init_worker(known: frozenset[str]) -> None:
     _worker_known = known
 
 
-def _process_in_worker(path: str, size: tuple[int, int], window: Window):
-    return _process_file(path, size, window, _worker_known)
+def _process_in_worker(paths: list[str], size: tuple[int, int], window: Window) -> list[tuple]:
+    return [_process_file(path, size, window, _worker_known) for path in paths]
 
 
 def _process_file(path: str, size: tuple[int, int], window: Window, known: frozenset[str]):

@@ -13,10 +13,11 @@
 
 Why this shape: keying rows by the *content* hash means a changed file gets a new row while every other row
 stays valid, identical files share one row, and changing size/window/reader version selects another store.
-The per-path (size, mtime_ns) record lets a rebuild skip reading unchanged files at all. Crash safety: rows
-beyond the committed count are scratch space; new rows are flushed *before* index.json is replaced (temp +
-rename), so the index never points at a row that was not fully written, and an interrupted build resumes from
-its last checkpoint.
+The per-path (size, mtime_ns) record lets a rebuild skip reading unchanged files at all (the usual stat
+shortcut of make/git: an edit that keeps both size and mtime_ns is not seen). Crash safety: a build reserves
+slots after the committed rows and only the index makes a slot live; new rows are flushed *before* index.json
+is replaced (temp + rename), so the index never points at a row that was not fully written, committed rows are
+never rewritten, and an interrupted build resumes from its last checkpoint.
 
 Storage is uint16 holding round(value × 65535): a uniform 16-bit grid (error ≤ 7.7e-6) keeps 12–16-bit radiograph
 precision everywhere in [0, 1]. float16 was rejected: its spacing is 2**-11 in [0.5, 1), so adjacent 12-bit
@@ -86,6 +87,7 @@ class RowStore:
         self.files: dict[str, list] = {}
         self.generation = ""  # new random token whenever the rows start afresh: stamps aligned views
         self._writer: np.memmap | None = None
+        self._reserved = range(0)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[RowStore]:
@@ -137,27 +139,35 @@ class RowStore:
             return sha
         return None
 
-    def reserve(self, n_new: int) -> None:
-        """Make room for `n_new` more rows after the committed ones and open the rows file for writing."""
-        capacity = self.n_rows + max(n_new, 0)
+    def reserve(self, n_new: int) -> int:
+        """Make room for `n_new` rows after the committed ones, open the rows file for writing; return the first.
+
+        Slot ``first + i`` belongs to the i-th new file, so a fresh path list gets contiguous rows in its own
+        order (read back without a copy) whatever order the workers finish in. Slots left unused (a failure,
+        a duplicate, an interruption) are never referenced and cost only their sparse disk space.
+        """
+        first = self.n_rows
+        capacity = first + max(n_new, 0)
+        self._reserved = range(first, capacity)
         if capacity == 0:
-            return
+            return first
         current = self.rows_path.stat().st_size if self.rows_path.exists() else 0
         if current < capacity * self.row_bytes:
             with open(self.rows_path, "ab") as handle:
                 handle.truncate(capacity * self.row_bytes)  # sparse: disk is used only as rows are written
         self._writer = np.memmap(self.rows_path, dtype=STORAGE_DTYPE, mode="r+", shape=(capacity, *self.size))
+        return first
 
-    def add(self, sha: str, row: np.ndarray) -> int:
-        """Write a new content row (or reuse an identical one) and return its row number (uncommitted)."""
+    def add(self, sha: str, row: np.ndarray, slot: int) -> int:
+        """Write a new content row into its reserved `slot` (or reuse an identical row); return the row used."""
         if sha in self.content:
             return self.content[sha]
-        if self._writer is None or self.n_rows >= self._writer.shape[0]:
-            raise RuntimeError("RowStore.add called beyond the reserved rows")
-        self._writer[self.n_rows] = row
-        self.content[sha] = self.n_rows
-        self.n_rows += 1
-        return self.n_rows - 1
+        if self._writer is None or slot not in self._reserved:
+            raise RuntimeError(f"RowStore.add: slot {slot} is not a reserved row")
+        self._writer[slot] = row
+        self.content[sha] = slot
+        self.n_rows = max(self.n_rows, slot + 1)
+        return slot
 
     def commit(self) -> None:
         """Flush written rows to disk, then atomically publish the index that refers to them."""

@@ -180,8 +180,10 @@ def lung_fields(anatomy: Anatomy, pose: Pose, xb: np.ndarray, yb: np.ndarray) ->
     cy = anatomy.dome_y + pose.inspiration + 0.08
     ry = cy - anatomy.lung_apex_y
     egg = 1.0 + 0.22 * np.clip((yb - cy) / ry, -1.0, 0.0)  # narrower apices, widest near the bases
-    q = np.abs((ax - cx) / (rx * egg)) ** 2.4 + np.abs((yb - cy) / ry) ** 2.2
-    air = np.clip(1.0 - q, 0.0, 1.0) ** 0.6
+    # A squarish superellipse (u² (0.6 + 0.4 u²) ≈ |u|^2.4, without a costly fractional power).
+    u2, v2 = ((ax - cx) / (rx * egg)) ** 2, ((yb - cy) / ry) ** 2
+    q = u2 * (0.6 + 0.4 * u2) + v2
+    air = np.sqrt(np.clip(1.0 - q, 0.0, 1.0))
     air = air * _smooth((dome - yb) / 0.03)  # diaphragm
     air = air * _smooth((ax - _mediastinum_half_width(anatomy, xb, yb)) / 0.02)  # mediastinum
     air = air * _smooth((_heart_q(anatomy, pose, xb, yb) - 1.0) / 0.12)  # heart silhouette
@@ -296,7 +298,7 @@ def render_anatomy(anatomy: Anatomy, pose: Pose, size: int) -> AnatomyRender:
     half_width = 0.24 + (shoulders - 0.24) * _smooth((yb + 1.02) / 0.22)
     body = _ellipse_path((xb / half_width) ** 2)
     body_mask = body > 0
-    density = 1.05 * anatomy.habitus * body**0.7
+    density = 1.05 * anatomy.habitus * np.sqrt(body)
 
     air = lung_fields(anatomy, pose, xb, yb)
     lung_mask = air > 0
@@ -311,7 +313,7 @@ def render_anatomy(anatomy: Anatomy, pose: Pose, size: int) -> AnatomyRender:
     density -= 0.18 * _ellipse_path((xb / 0.035) ** 2) * _smooth((-0.25 - yb) / 0.05)  # trachea
     if anatomy.breast > 0:
         breast = ((ax - 0.45) / 0.33) ** 2 + ((yb - dome + 0.06) / 0.25) ** 2
-        density += anatomy.breast * _ellipse_path(breast) ** 0.5
+        density += anatomy.breast * np.sqrt(_ellipse_path(breast))
 
     # Lung texture: hilar vessels radiating outwards plus fine parenchymal mottle, both patient-specific.
     grid = _lung_texture(anatomy.texture_seed)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
@@ -56,7 +57,6 @@ def study_uids(patient: PatientSpec, study: int) -> dict[str, str]:
         "study": generate_uid(entropy_srcs=[*base, "study"]),
         "series": generate_uid(entropy_srcs=[*base, "series"]),
         "instance": generate_uid(entropy_srcs=[*base, "instance"]),
-        "frame_of_reference": generate_uid(entropy_srcs=[*base, "frame-of-reference"]),
     }
 
 
@@ -130,7 +130,6 @@ def build_dataset(display: np.ndarray, patient: PatientSpec, study: int) -> Data
         ds.PlateType = site.detector_type
 
     ds.StudyInstanceUID, ds.SeriesInstanceUID = uids["study"], uids["series"]
-    ds.FrameOfReferenceUID = uids["frame_of_reference"]
     ds.StudyID = f"{study + 1}"
     ds.SeriesNumber, ds.InstanceNumber = 1, 1
     ds.PatientOrientation = ["L", "F"]  # rows run to the patient's left, columns to the feet: a PA display
@@ -162,8 +161,6 @@ def write_dicom(path: str | Path, display: np.ndarray, patient: PatientSpec, stu
 
 def write_png16(path: str | Path, display: np.ndarray) -> Path:
     """Write a display image as 16-bit grayscale PNG (0 = black, 65535 = white; bone bright)."""
-    from PIL import Image
-
     values = np.rint(np.clip(display, 0.0, 1.0) * 65535.0).astype(np.uint16)
     path = Path(path)
     Image.fromarray(values).save(path, format="PNG")
@@ -172,8 +169,6 @@ def write_png16(path: str | Path, display: np.ndarray) -> Path:
 
 def write_mask_png(path: str | Path, mask: np.ndarray) -> Path:
     """Write an 8-bit mask PNG (instance ids or 0/255)."""
-    from PIL import Image
-
     path = Path(path)
     Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8)).save(path, format="PNG")
     return path

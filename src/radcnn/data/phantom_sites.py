@@ -165,7 +165,7 @@ def acquire(
     """
     size = density.shape[0]
     scale = size / 256.0  # blur/kernel sizes are specified on a 256-pixel grid
-    signal = ndimage.gaussian_filter(density, site.blur_px * scale, mode="nearest", truncate=3.0)
+    signal = ndimage.gaussian_filter(density, site.blur_px * scale, mode="nearest", truncate=2.5)
     # Quantum noise: counts ~ Poisson(N exp(-mu)). In the log domain the noise is ~ N(0, 1/sqrt(counts)) / mu-scale.
     # Bigger pixels (smaller images) collect more quanta, so the noise shrinks with the pixel area.
     photons = site.photons * exposure / (scale * scale)
@@ -188,6 +188,8 @@ def acquire(
         display = 0.5 + 0.5 * np.tanh(site.s_curve * (display - 0.5)) / half
     display = display**site.gamma
     if site.edge_enhance > 0:  # unsharp masking, as CR/DX post-processing does to make ribs and vessels crisp
-        low_pass = ndimage.gaussian_filter(display, 5.0 * scale, mode="nearest", truncate=2.5)
+        # Two passes of a box filter ≈ a Gaussian of sigma ~5 px, at a fraction of the cost.
+        width = max(3, int(round(9 * scale)) | 1)
+        low_pass = ndimage.uniform_filter(ndimage.uniform_filter(display, width, mode="nearest"), width, mode="nearest")
         display = display + site.edge_enhance * (display - low_pass)
     return np.clip(display, 0.0, 1.0).astype(np.float32, copy=False)

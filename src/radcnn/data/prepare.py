@@ -16,8 +16,8 @@ import numpy as np
 
 from radcnn.config import DataConfig
 from radcnn.data.datamodule import ArraySplit
-from radcnn.data.manifest import Manifest, manifest_from_arrays, read_labels_csv
-from radcnn.data.splits import PARTITIONS, split_by_patient
+from radcnn.data.manifest import Manifest, manifest_from_arrays
+from radcnn.data.splits import PARTITIONS, check_leakage, split_by_patient
 from radcnn.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -40,34 +40,55 @@ class PreparedData:
 def resolve_layout(config: DataConfig) -> str:
     if config.layout != "auto":
         return config.layout
-    suffix = Path(config.source).suffix.lower()
-    if suffix == ".csv":
-        return "csv"
-    if suffix == ".npz":
+    if Path(config.source).suffix.lower() == ".npz":
         return "medmnist"
-    raise ConfigError(
-        f"cannot tell the data layout of {config.source!r}; give a labels .csv or a MedMNIST .npz (or set data.layout)"
-    )
+    from radcnn.data.layouts import detect_layout
+
+    return detect_layout(config.source)
 
 
 def prepare_data(config: DataConfig, *, seed: int = 0, progress: Progress | None = None) -> PreparedData:
     """Load, split and cache the data described by `config`."""
     if not config.source:
-        raise ConfigError("data.source is empty: give a labels CSV or a MedMNIST .npz")
+        raise ConfigError("data.source is empty: give a labels CSV, a dataset folder or a MedMNIST .npz")
     layout = resolve_layout(config)
-    if layout == "csv":
-        return _prepare_csv(config, seed=seed, progress=progress)
     if layout == "medmnist":
         return _prepare_medmnist(config, seed=seed)
-    raise ConfigError(f"unknown data.layout {layout!r}; valid: auto, csv, medmnist")
+    return _prepare_files(load_manifest(config, layout), config, seed=seed, progress=progress)
 
 
-def _prepare_csv(config: DataConfig, *, seed: int, progress: Progress | None) -> PreparedData:
+def load_manifest(config: DataConfig, layout: str) -> Manifest:
+    """The manifest of a file-based layout, with the label columns the config asks for."""
+    from radcnn.data.layouts import load_layout
+
+    options = {"on_error": config.on_error, **config.layout_options}
+    default_labels = DataConfig().label_columns
+    if layout in ("csv", "labels_csv"):
+        options.setdefault("label_columns", config.label_columns)
+    elif config.label_columns and config.label_columns != default_labels and "labels" not in options:
+        options["labels"] = config.label_columns
+    manifest = load_layout(layout, config.source, **options)
+    wanted = config.label_columns if layout in ("csv", "labels_csv") else manifest.label_names
+    if config.label_columns != default_labels and layout not in ("csv", "labels_csv"):
+        missing = [name for name in config.label_columns if name not in manifest.table.columns]
+        if missing:
+            raise ConfigError(
+                f"{config.source}: no label(s) {', '.join(missing)}; found {', '.join(manifest.label_names)}"
+            )
+        wanted = config.label_columns
+    return Manifest(manifest.table, tuple(wanted), manifest.source, manifest.skipped)
+
+
+def _prepare_files(manifest: Manifest, config: DataConfig, *, seed: int, progress: Progress | None) -> PreparedData:
     from radcnn.data.cache import build_cache
 
-    manifest = read_labels_csv(config.source, config.label_columns, on_error=config.on_error)
     skipped = list(manifest.skipped)
-    cache_dir = Path(config.cache_dir) if config.cache_dir else Path(config.source).parent / ".radcnn-cache"
+    source = Path(config.source)
+    cache_dir = (
+        Path(config.cache_dir)
+        if config.cache_dir
+        else (source.parent if source.is_file() else source) / ".radcnn-cache"
+    )
     cached = build_cache(
         manifest.paths,
         size=tuple(config.image_size),
@@ -77,19 +98,33 @@ def _prepare_csv(config: DataConfig, *, seed: int, progress: Progress | None) ->
         on_error=config.on_error,
         progress=progress,
     )
-    images = cached.array()
+    # Rows are read through the cache object: its store is uint16, and `batch` turns it into [0, 1] floats.
+    images = _RowView(cached, np.arange(len(cached)))
     if cached.skipped:
         bad = {str(Path(p).resolve()) for p, _ in cached.skipped}
         skipped += [(str(p), why) for p, why in cached.skipped]
         keep = np.array([str(Path(p).resolve()) not in bad for p in manifest.table["path"]])
         manifest = manifest.select(np.flatnonzero(keep))
-        images = _RowView(images, np.flatnonzero(keep))
+        images = _RowView(cached, np.flatnonzero(keep))
     if len(manifest) == 0:
         raise DataError(f"{config.source}: no readable images left")
-    partitions = split_by_patient(
-        manifest, val_fraction=config.val_fraction, test_fraction=config.test_fraction, seed=seed
-    )
-    return _assemble(manifest, images, partitions, skipped)
+    return _assemble(manifest, images, _partitions(manifest, config, seed), skipped)
+
+
+def _partitions(manifest: Manifest, config: DataConfig, seed: int) -> np.ndarray:
+    """Patient-level split; an official test split in the layout is kept and val is carved from the rest."""
+    official = manifest.table["split"].astype(str).to_numpy() if "split" in manifest.table.columns else None
+    if official is None or not (official == "test").any():
+        return split_by_patient(
+            manifest, val_fraction=config.val_fraction, test_fraction=config.test_fraction, seed=seed
+        )
+    partitions = np.where(official == "test", "test", "train").astype(object)
+    rest = np.flatnonzero(partitions == "train")
+    carved = split_by_patient(manifest.select(rest), val_fraction=config.val_fraction, test_fraction=0.0, seed=seed)
+    partitions[rest] = carved
+    check_leakage(manifest.table["patient_id"].to_numpy(), partitions)
+    log.info("kept the layout's official test split; val carved from the rest at patient level")
+    return partitions.astype(str)
 
 
 def _prepare_medmnist(config: DataConfig, *, seed: int) -> PreparedData:
@@ -154,7 +189,11 @@ def _assemble(manifest: Manifest, images, partitions: np.ndarray, skipped) -> Pr
 
 
 class _RowView:
-    """Rows `rows` of an (N, 1, H, W) array-like without copying it (the cache is a memory map)."""
+    """Rows `rows` of an (N, 1, H, W) image source without copying it, as float32 in [0, 1].
+
+    The source is either a plain array (MedMNIST, already float) or the decode-once cache, whose `batch` reads
+    several memory-mapped rows at once and converts them from the stored uint16.
+    """
 
     def __init__(self, base, rows: np.ndarray):
         self.base, self.rows = base, np.asarray(rows)
@@ -164,14 +203,22 @@ class _RowView:
 
     def __getitem__(self, index):
         picked = self.rows[index]
-        if isinstance(picked, np.ndarray):
-            # Fancy indexing a memmap is fastest in ascending order; restore the requested order afterwards.
-            order = np.argsort(picked, kind="stable")
-            out = np.empty((len(picked), *self.base.shape[1:]), dtype=np.float32)
-            out[order] = self.base[picked[order]]
-            return out
-        return np.asarray(self.base[picked], dtype=np.float32)
+        if not isinstance(picked, np.ndarray):
+            return self._fetch(np.array([picked]))[0]
+        return self._fetch(picked)
+
+    def _fetch(self, picked: np.ndarray) -> np.ndarray:
+        if hasattr(self.base, "batch"):
+            return self.base.batch(picked)
+        order = np.argsort(picked, kind="stable")
+        out = np.empty((len(picked), *self.base.shape[1:]), dtype=np.float32)
+        out[order] = self.base[picked[order]]
+        return out
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return (len(self.rows), *self.base.shape[1:])
+        return (
+            (len(self.rows), *self.base[0].shape)
+            if hasattr(self.base, "batch")
+            else (len(self.rows), *self.base.shape[1:])
+        )

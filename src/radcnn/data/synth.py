@@ -192,7 +192,7 @@ def synthesize_dataset(
         },
         sites={site.name: sum(row["site"] == site.name for row in rows) for site in site_profiles},
     )
-    log.info("wrote %d images of %d patients to %s", result.n_images, n_patients, out_dir)
+    log.debug("wrote %d images of %d patients to %s", result.n_images, n_patients, out_dir)
     return result
 
 

@@ -59,3 +59,19 @@ class BestModelExport(L.Callback):
 
 def read_best(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "best.json").read_text())
+
+
+class EpochCheckpoint(L.Callback):
+    """Write `checkpoints/last.ckpt` after every epoch's validation, through the Trainer's (atomic) checkpoint IO.
+
+    Lightning's ModelCheckpoint writes `last.ckpt` only alongside a top-k checkpoint; radcnn wants exactly one
+    resumable file per run, replaced atomically each epoch, so that a killed run continues from its last epoch.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        trainer.save_checkpoint(self.path)

@@ -154,6 +154,7 @@ def _train_into(config: RunConfig, data: PreparedData, work: Path, *, resume: bo
         _write_split(data, work)
     precision = resolve_precision(config.train.precision)
     checkpoint = work / "checkpoints" / "last.ckpt" if resume else None
+    earlier_log = _set_aside_metrics_log(work) if resume else None
     # Seed inside a forked RNG so that weight init and training are reproducible without changing the caller's
     # global random state (library code must not set global RNG state).
     with torch.random.fork_rng(devices=[]):
@@ -173,9 +174,34 @@ def _train_into(config: RunConfig, data: PreparedData, work: Path, *, resume: bo
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
         epochs_run = int(trainer.current_epoch)
+    if earlier_log is not None:
+        _merge_metrics_log(work, earlier_log)
     spec = _choose_thresholds(work, data, config)
     best = read_best(work)
     return FitResult(work, best["epoch"], best.get("val_auc"), spec, precision, epochs_run)
+
+
+def _set_aside_metrics_log(work: Path) -> Path | None:
+    """Lightning's CSV logger starts a fresh metrics.csv on resume; keep the epochs logged before the kill."""
+    log_file = work / "logs" / "metrics.csv"
+    if not log_file.is_file():
+        return None
+    kept = log_file.with_name("metrics.before_resume.csv")
+    log_file.replace(kept)
+    return kept
+
+
+def _merge_metrics_log(work: Path, earlier: Path) -> None:
+    import pandas as pd
+
+    log_file = work / "logs" / "metrics.csv"
+    before = pd.read_csv(earlier)
+    after = pd.read_csv(log_file) if log_file.is_file() else before.iloc[0:0]
+    first_resumed = after["epoch"].min() if len(after) else np.inf
+    merged = pd.concat([before[before["epoch"] < first_resumed], after], ignore_index=True)
+    with atomic_path(log_file) as tmp:
+        merged.to_csv(tmp, index=False)
+    earlier.unlink()
 
 
 def _choose_thresholds(work: Path, data: PreparedData, config: RunConfig) -> ModelSpec:

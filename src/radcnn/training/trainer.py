@@ -9,12 +9,12 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from radcnn.config import RunConfig
 from radcnn.models.spec import ModelSpec
-from radcnn.training.callbacks import BestModelExport
+from radcnn.training.callbacks import BestModelExport, EpochCheckpoint
 from radcnn.training.checkpoint_io import AtomicCheckpointIO
 from radcnn.training.module import ClassifierModule, positive_weights
 
@@ -48,7 +48,7 @@ def build_trainer(config: RunConfig, work: Path, spec: ModelSpec, precision: str
     train = config.train
     callbacks: list[L.Callback] = [BestModelExport(work, spec)]
     if train.checkpoint_every_epoch:
-        callbacks.append(ModelCheckpoint(dirpath=work / "checkpoints", save_last=True, save_top_k=0))
+        callbacks.append(EpochCheckpoint(work / "checkpoints" / "last.ckpt"))
     if train.early_stopping_patience > 0:
         callbacks.append(EarlyStopping(monitor="val_auc", mode="max", patience=train.early_stopping_patience))
     loggers: list = [CSVLogger(work, name="logs", version=""), TensorBoardLogger(work, name="logs", version="")]
@@ -66,6 +66,7 @@ def build_trainer(config: RunConfig, work: Path, spec: ModelSpec, precision: str
         precision=precision,
         deterministic=train.deterministic,
         logger=loggers,
+        enable_checkpointing=False,  # radcnn's own callbacks write the best model and last.ckpt
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
         accumulate_grad_batches=train.accumulate_grad_batches,
