@@ -71,7 +71,7 @@ def run_demo(settings: DemoSettings, *, progress: ProgressFactory | None = None)
 
     config = RunConfig(
         data=DataConfig(
-            source=str(synth.labels_csv),
+            source=str(synth.csv_path),
             label_columns=("nodule",),
             image_size=(settings.model_size, settings.model_size),
         ),
@@ -115,7 +115,7 @@ def run_demo(settings: DemoSettings, *, progress: ProgressFactory | None = None)
         table.to_csv(tmp, index=False)
     return DemoResult(
         out,
-        synth.labels_csv,
+        synth.csv_path,
         result.run_dir,
         evaluation.metrics,
         predictions,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import warnings
 
 import typer
 
@@ -37,15 +38,39 @@ SUBCOMMAND_MODULES = (
 )
 
 
+class _OwnInfoFilter(logging.Filter):
+    """radcnn's INFO messages are for the user; third-party libraries only get through with warnings."""
+
+    def __init__(self, verbose: bool):
+        super().__init__()
+        self.verbose = verbose
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.verbose or record.name.startswith("radcnn") or record.levelno >= logging.WARNING
+
+
+def quiet_lightning() -> None:
+    """Lightning installs its own INFO handler when imported; call after importing anything that imports it."""
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logger = logging.getLogger(name)
+        if logger.level < logging.WARNING and not logging.getLogger("radcnn").isEnabledFor(logging.DEBUG):
+            logger.setLevel(logging.WARNING)
+
+
 @app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logging."),
 ) -> None:
-    level = logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    # Third-party libraries are chatty at INFO; radcnn's own messages stay visible.
-    for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "torch"):
-        logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_OwnInfoFilter(verbose))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:
+        # Deprecation notices from inside third-party packages are for their developers, not radcnn's users.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r".*(LeafSpec|does not have many workers).*")
 
 
 for _name in SUBCOMMAND_MODULES:

@@ -19,7 +19,11 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Seed for the data, split and training."),
     ) -> None:
         """Run the whole pipeline on synthetic chest radiographs; results go under OUT."""
+        import radcnn.training.fit  # noqa: F401  (imports Lightning, whose INFO chatter quiet_lightning mutes)
+        from radcnn.cli.app import quiet_lightning
         from radcnn.demo import DemoSettings, run_demo
+
+        quiet_lightning()
         from radcnn.evaluation.evaluate import headline
 
         settings = DemoSettings(out_dir=out, n_patients=patients, epochs=epochs, model_size=size, seed=seed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -12,6 +13,15 @@ from rich.table import Table
 
 from radcnn.cli.render import console
 from radcnn.io import write_text_atomic
+
+
+def _short_path(path: str) -> str:
+    """The path relative to the working directory when that is shorter (tables are narrow)."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return path
+    return relative if len(relative) < len(path) else path
 
 
 def render_predictions(predictions, fmt: str) -> str | Table:
@@ -36,7 +46,8 @@ def render_predictions(predictions, fmt: str) -> str | Table:
     for column in columns:
         table.add_column(column, justify="left" if column in ("path", "error") else "right")
     for row in rows:
-        table.add_row(*(str(row.get(c, "")) for c in columns))
+        shown = {**row, "path": _short_path(row["path"])}
+        table.add_row(*(str(shown.get(c, "")) for c in columns))
     return table
 
 

@@ -90,7 +90,10 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, help="Continue an interrupted run from its last checkpoint."),
     ) -> None:
         """Train a model; writes the best model, split, logs and resolved config into OUT."""
+        from radcnn.cli.app import quiet_lightning
         from radcnn.training.fit import fit, prepare_run_dir
+
+        quiet_lightning()
 
         options = dict(locals())
         run_config = build_config(config, options)

@@ -97,7 +97,7 @@ def percentile_interval(
     samples = np.asarray(samples, dtype=np.float64)
     valid = samples[~np.isnan(samples)]
     if valid.size < samples.size:
-        logger.info(
+        logger.debug(
             "%s: %d of %d bootstrap resamples left the metric undefined and were dropped",
             label,
             samples.size - valid.size,

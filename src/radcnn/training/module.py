@@ -113,7 +113,10 @@ class ClassifierModule(L.LightningModule):
 
     def configure_optimizers(self):
         params = self.param_groups or [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
-        optimizer = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        # The fused kernel updates all parameters in one pass instead of a dozen elementwise passes; with the
+        # seed CNN's 44M-parameter dense layer at 224×224 that is a large share of a CPU training step.
+        fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in self.model.parameters())
+        optimizer = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, fused=fused or None)
         if self.lr_schedule == "cosine":
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.max_epochs)
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
