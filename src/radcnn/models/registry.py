@@ -33,3 +33,9 @@ def model_names() -> list[str]:
 def model_infos():
     _load_builders()
     return MODELS.infos()
+
+
+def check_model_name(name: str) -> None:
+    """Raise UnknownNameError (listing the valid names) before any expensive work is done."""
+    _load_builders()
+    MODELS.get(name)

@@ -35,7 +35,7 @@ from radcnn.data.splits import split_summary
 from radcnn.errors import RunDirectoryError
 from radcnn.io import atomic_path, write_json_atomic, write_text_atomic
 from radcnn.models.checkpoint import load_model, save_model
-from radcnn.models.registry import create_model
+from radcnn.models.registry import check_model_name, create_model
 from radcnn.models.spec import ModelSpec
 from radcnn.training.callbacks import BEST_MODEL, read_best
 from radcnn.training.precision import resolve_precision
@@ -92,6 +92,7 @@ def fit(
     work = partial_dir(run_dir)
     if resume:
         config = _resumed_config(work, config)
+    check_model_name(config.model.name)
     if data is None:
         data = prepare_data(config.data, seed=config.train.seed, progress=cache_progress)
     if not resume:
