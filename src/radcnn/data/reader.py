@@ -14,9 +14,10 @@ MONOCHROME2 display after the modality LUT and the VOI window. How each format g
 modality-LUT units, mapped linearly from ``center - width/2`` → 0 to ``center + width/2`` → 1.
 
 Dispatch looks at the bytes (DICOM "DICM" at offset 128, the PNG/JPEG/TIFF magic numbers, the NIfTI header size)
-and uses the suffix only as a hint (DICOM files without a preamble, gzipped NIfTI). A file whose content matches
-no reader raises :class:`~radcnn.errors.ImageReadError` naming the file; so does every failure inside a reader,
-with the library's own message kept as the reason.
+and uses the suffix only as a hint (for gzipped NIfTI, and to word errors); DICOM written without the preamble
+is recognised by its first data element. A file whose content matches no reader raises
+:class:`~radcnn.errors.ImageReadError` naming the file; so does every failure inside a reader, with the
+library's own message kept as the reason.
 """
 
 from __future__ import annotations
@@ -57,7 +58,6 @@ _SUFFIX_HINTS = {
     ".tif": "tiff",
     ".tiff": "tiff",
     ".nii": "nifti",
-    ".gz": "nifti",  # only as ".nii.gz": checked below
 }
 
 
@@ -137,7 +137,7 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def sniff_format(path: Path, data: bytes) -> str | None:
-    """The format that `data` holds, from its magic bytes; the suffix only settles headerless DICOM/gzip."""
+    """The format that `data` holds, from its magic bytes (the suffix only helps with gzip: .nii.gz)."""
     head = data[:512]
     if len(head) >= 132 and head[128:132] == b"DICM":
         return "dicom"
@@ -212,8 +212,10 @@ def _looks_like_raw_dicom(head: bytes) -> bool:
 
 
 def _describe(path: Path, data: bytes) -> str:
-    hint = _SUFFIX_HINTS.get(path.suffix.lower())
-    expected = f"suffix {path.suffix!r} suggests {hint} but " if hint else ""
+    name = path.name.lower()
+    suffix = ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+    hint = "nifti" if suffix == ".nii.gz" else _SUFFIX_HINTS.get(suffix)
+    expected = f"suffix {suffix!r} suggests {hint} but " if hint else ""
     return f"{expected}its {len(data)} bytes start with {data[:8]!r}"
 
 

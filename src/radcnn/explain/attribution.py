@@ -15,7 +15,7 @@ import torch
 
 from radcnn.explain.perturb import blur, fill_like, seeded
 from radcnn.explain.registry import EXPLAINERS, ExplainSettings, require_captum
-from radcnn.explain.targets import ScoredModel
+from radcnn.explain.targets import ScoredModel, channels_last
 
 GRADIENT_SHAP_SAMPLES = 16
 # Images × path steps per backward pass in Integrated Gradients: bounds memory for large models and inputs.
@@ -104,7 +104,7 @@ def occlusion(
 
     window, stride = occlusion_geometry(*images.shape[-2:], settings)
     channels = images.shape[1]
-    with torch.no_grad():
+    with torch.no_grad(), channels_last(target.model):
         attr = Occlusion(target.probability_model).attribute(
             images,
             sliding_window_shapes=(channels, window, window),

@@ -20,7 +20,7 @@ import torch
 
 from radcnn.explain.perturb import fill_like, seeded
 from radcnn.explain.registry import EXPLAINERS, ExplainSettings, require_captum
-from radcnn.explain.targets import ScoredModel
+from radcnn.explain.targets import ScoredModel, channels_last
 
 SUPERPIXEL_SAMPLES = 300
 LIME_KERNEL_WIDTH = 0.25
@@ -87,7 +87,7 @@ def _superpixel_method(name: str, target: ScoredModel, images, targets, settings
     for i in range(len(images)):
         segments = superpixels(images[i, 0].numpy(), settings.n_segments, settings.compactness)
         mask = torch.from_numpy(segments)[None, None].expand(1, *images.shape[1:])
-        with seeded(seeds[i]), torch.no_grad():
+        with seeded(seeds[i]), torch.no_grad(), channels_last(target.model):
             attr = method.attribute(
                 images[i : i + 1],
                 baselines=fills[i : i + 1],
