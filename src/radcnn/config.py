@@ -75,6 +75,7 @@ class TrainConfig:
     accumulate_grad_batches: int = 1
     devices: int = 1  # > 1: data-parallel processes (Lightning DDP; gloo on CPU)
     checkpoint_every_epoch: bool = True  # atomic checkpoints/last.ckpt after every epoch, for --resume
+    task: str = "auto"  # "binary" (sigmoid per label, also multi-label) | "multiclass" (softmax) | "auto"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
@@ -86,6 +87,7 @@ class TrainConfig:
             "class_balance": ("none", "pos_weight", "sampler"),
             "lr_schedule": ("none", "cosine", "plateau"),
             "threshold_method": ("youden", "sensitivity", "specificity", "f1", "fixed"),
+            "task": ("auto", "binary", "multiclass"),
         }
         for name, valid in choices.items():
             if getattr(self, name) not in valid:

@@ -119,3 +119,19 @@ def test_superpixel_maps_are_constant_per_segment_and_find_the_blob(trained, tru
     for label in np.unique(segments):
         assert np.ptp(maps[0][segments == label]) == 0
     assert np.mean([pointing_game(m, k) for m, k in zip(maps, masks, strict=True)]) >= 0.8
+
+
+def test_channels_last_speed_up_is_temporary_and_changes_no_value(trained):
+    from radcnn.explain.targets import channels_last
+
+    model, _ = trained
+    before = {n: (p.data_ptr(), p.stride()) for n, p in model.named_parameters()}
+    x = torch.rand(4, 1, 48, 48, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = model(x)
+        with channels_last(model):
+            assert model.features[0].weight.stride() == (9, 1, 3, 1), "1-channel weights are restrided too"
+            assert model.features[3].weight.is_contiguous(memory_format=torch.channels_last)
+            fast = model(x)
+    torch.testing.assert_close(fast, reference, rtol=1e-4, atol=1e-5)
+    assert {n: (p.data_ptr(), p.stride()) for n, p in model.named_parameters()} == before

@@ -52,6 +52,8 @@ def register(app: typer.Typer) -> None:
         target: str = typer.Option(None, help="Label to explain (default: the only label, else the top one)."),
         layer: str = typer.Option(None, help="Grad-CAM layer (module name); default: found automatically."),
         samples: int = typer.Option(None, help="Samples for LIME / Kernel SHAP (default 300) and Gradient SHAP (16)."),
+        segments: int = typer.Option(100, help="SLIC superpixels for LIME / Kernel SHAP."),
+        fill: str = typer.Option("mean", help="What hides a region: mean | zero | blur."),
         seed: int = typer.Option(0, help="Seed for the random methods; same seed, same maps."),
         on_error: str = typer.Option("fail", help="fail | skip unreadable image files."),
         list_methods: bool = typer.Option(False, "--list", help="List the explanation methods and exit."),
@@ -67,7 +69,7 @@ def register(app: typer.Typer) -> None:
         if run is None or not images:
             raise ConfigError("give a run directory (or model file) and at least one image; or --list")
         names = parse_methods(method)
-        settings = ExplainSettings(layer=layer, n_samples=samples)
+        settings = ExplainSettings(layer=layer, n_samples=samples, n_segments=segments, fill=fill)
         with ProgressCallback("explaining") as progress:
             result = explain_files(
                 run,

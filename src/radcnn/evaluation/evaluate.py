@@ -22,6 +22,7 @@ from radcnn.evaluation.metrics import binary_metrics
 from radcnn.io import atomic_path, write_json_atomic
 from radcnn.models.checkpoint import load_model
 from radcnn.training.callbacks import BEST_MODEL
+from radcnn.training.module import multiclass_auc
 from radcnn.training.predict_arrays import predict_probabilities
 
 log = logging.getLogger(__name__)
@@ -78,14 +79,18 @@ def evaluate_run(
     if len(part) == 0:
         raise DataError(f"the {split} split of {run_dir} is empty")
     model, spec = load_model(run_dir / BEST_MODEL)
-    probs = predict_probabilities(model, part.images)
+    probs = predict_probabilities(model, part.images, task=spec.task)
     groups = part.table["patient_id"].astype(str).to_numpy()
+    labels = part.labels
+    if spec.task == "multiclass":
+        # One-vs-rest per class, so every binary metric and interval applies; plus arg-max accuracy below.
+        labels = one_hot(part.labels[:, 0], spec.num_outputs)
 
     per_label: dict[str, dict] = {}
     predictions = part.table[["path", "patient_id"]].copy()
     for j, name in enumerate(spec.label_names):
         cut = float(threshold) if threshold is not None else float(spec.thresholds[j])
-        y, p = part.labels[:, j], probs[:, j]
+        y, p = labels[:, j], probs[:, j]
         known = ~np.isnan(y)
         per_label[name] = {
             "threshold": cut,
@@ -110,11 +115,28 @@ def evaluate_run(
         "ci_method": f"percentile bootstrap over patients, {n_boot} resamples, seed {seed}",
         "labels": per_label,
     }
+    if spec.task == "multiclass":
+        known = ~np.isnan(part.labels[:, 0])
+        predicted = probs.argmax(axis=1)
+        metrics["multiclass"] = {
+            "accuracy_argmax": float((predicted[known] == part.labels[known, 0]).mean()) if known.any() else None,
+            "macro_ovr_roc_auc": float(multiclass_auc(part.labels, probs)),
+        }
+        predictions["predicted_class"] = [spec.label_names[k] for k in predicted]
     metrics_path = write_json_atomic(run_dir / f"metrics{'' if split == 'test' else '_' + split}.json", metrics)
     predictions_path = run_dir / f"predictions{'' if split == 'test' else '_' + split}.csv"
     with atomic_path(predictions_path) as tmp:
         predictions.to_csv(tmp, index=False)
     return EvaluationResult(metrics_path, predictions_path, metrics)
+
+
+def one_hot(index: np.ndarray, n_classes: int) -> np.ndarray:
+    """Class indices (NaN = unknown) → (N, K) indicator columns, unknown rows all NaN."""
+    out = np.zeros((len(index), n_classes), dtype=np.float32)
+    known = ~np.isnan(index)
+    out[np.flatnonzero(known), index[known].astype(int)] = 1.0
+    out[~known] = np.nan
+    return out
 
 
 HEADLINE = ("accuracy", "sensitivity", "specificity", "precision", "f1", "roc_auc")

@@ -75,7 +75,8 @@ def channels_last(model: nn.Module) -> Iterator[None]:
     saved = [(p, p.data) for p in model.parameters() if p.dim() == 4]
     try:
         for param, data in saved:
-            param.data = data.contiguous(memory_format=torch.channels_last)
+            # .to (not .contiguous) also restrides 1-channel weights, which are ambiguous between the layouts.
+            param.data = data.to(memory_format=torch.channels_last)
         yield
     finally:
         for param, data in saved:

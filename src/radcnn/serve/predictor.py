@@ -14,6 +14,7 @@ from radcnn.errors import ImageReadError, ModelError
 from radcnn.models.checkpoint import load_model
 from radcnn.models.spec import ModelSpec
 from radcnn.training.callbacks import BEST_MODEL
+from radcnn.training.predict_arrays import logits_to_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,14 @@ class Predictor:
     @torch.inference_mode()
     def predict_batch(self, images: np.ndarray) -> np.ndarray:
         """(N, 1, H, W) float32 in [0, 1] → probabilities (N, C)."""
-        return torch.sigmoid(self.model(torch.from_numpy(np.asarray(images, dtype=np.float32))).float()).numpy()
+        logits = self.model(torch.from_numpy(np.asarray(images, dtype=np.float32))).float()
+        return logits_to_probabilities(logits, self.spec.task).numpy()
+
+    def _decisions(self, row: np.ndarray) -> dict[str, bool]:
+        names = self.spec.label_names
+        if self.spec.task == "multiclass":  # exactly one class: the most probable
+            return {n: bool(k == int(np.argmax(row))) for k, n in enumerate(names)}
+        return {n: bool(v >= t) for n, v, t in zip(names, row, self.spec.thresholds, strict=True)}
 
     def predict_files(self, paths: list[str | Path], *, on_error: str = "fail") -> list[Prediction]:
         prepared, results = [], {}
@@ -72,7 +80,7 @@ class Predictor:
                 results[path] = Prediction(
                     path,
                     {n: float(v) for n, v in zip(self.spec.label_names, row, strict=True)},
-                    {n: bool(v >= t) for n, v, t in zip(self.spec.label_names, row, self.spec.thresholds, strict=True)},
+                    self._decisions(row),
                     warnings=warns,
                 )
         return [results[str(p)] for p in paths]

@@ -32,7 +32,7 @@ from radcnn.config import RunConfig, dump_config
 from radcnn.data.datamodule import RadiographDataModule
 from radcnn.data.prepare import PreparedData, prepare_data
 from radcnn.data.splits import split_summary
-from radcnn.errors import RunDirectoryError
+from radcnn.errors import ConfigError, RunDirectoryError
 from radcnn.io import atomic_path, write_json_atomic, write_text_atomic
 from radcnn.models.checkpoint import load_model, save_model
 from radcnn.models.registry import check_model_name, create_model
@@ -132,8 +132,25 @@ def _move_into_place(work: Path, run_dir: Path) -> None:
         work.rename(run_dir)
 
 
-def _initial_model(config: RunConfig, data: PreparedData, work: Path) -> torch.nn.Module:
-    model = create_model(config.model.name, num_outputs=len(data.label_names), input_size=tuple(config.data.image_size))
+def resolve_task(requested: str, labels: np.ndarray, label_names: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """binary/multi-label (one sigmoid per column) or multi-class (one column of class indices → softmax).
+
+    "auto" picks multi-class when there is one label column whose known values are whole numbers above 1.
+    """
+    known = labels[~np.isnan(labels)]
+    indices = labels.shape[1] == 1 and known.size > 0 and bool(np.all(known == np.round(known))) and known.min() >= 0
+    if requested == "binary" or (requested == "auto" and not (indices and known.max() > 1)):
+        return "binary", label_names
+    if not indices:
+        raise ConfigError(
+            f"train.task multiclass needs one label column of class indices 0..K-1; got {labels.shape[1]} column(s)"
+        )
+    n_classes = int(known.max()) + 1
+    return "multiclass", tuple(f"{label_names[0]}={k}" for k in range(n_classes))
+
+
+def _initial_model(config: RunConfig, spec: ModelSpec, work: Path) -> torch.nn.Module:
+    model = create_model(config.model.name, num_outputs=spec.num_outputs, input_size=tuple(config.data.image_size))
     if config.model.weights:
         from radcnn.models.transfer import initialise_from
 
@@ -144,11 +161,13 @@ def _initial_model(config: RunConfig, data: PreparedData, work: Path) -> torch.n
 
 
 def _train_into(config: RunConfig, data: PreparedData, work: Path, *, resume: bool) -> FitResult:
+    task, output_names = resolve_task(config.train.task, data.splits["train"].labels, data.label_names)
     spec = ModelSpec(
         architecture=config.model.name,
         input_size=tuple(config.data.image_size),
-        label_names=data.label_names,
+        label_names=output_names,
         window=config.data.window,
+        task=task,
     )
     if not resume:
         write_text_atomic(work / "config.yaml", dump_config(config))
@@ -160,8 +179,8 @@ def _train_into(config: RunConfig, data: PreparedData, work: Path, *, resume: bo
     # global random state (library code must not set global RNG state).
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.train.seed)
-        model = _initial_model(config, data, work)
-        module = build_module(config, model, data.splits["train"].labels, precision)
+        model = _initial_model(config, spec, work)
+        module = build_module(config, model, data.splits["train"].labels, precision, task=task)
         trainer = build_trainer(config, work, spec, precision)
         datamodule = RadiographDataModule(
             data.splits,
@@ -211,7 +230,7 @@ def _choose_thresholds(work: Path, data: PreparedData, config: RunConfig) -> Mod
 
     model, spec = load_model(work / BEST_MODEL)
     method = config.train.threshold_method
-    if method == "fixed":
+    if method == "fixed" or spec.task == "multiclass":  # multi-class decisions are the arg-max class
         return spec
     probs = predict_probabilities(model, data.splits["val"].images)
     labels = data.splits["val"].labels

@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from radcnn.errors import TrainingError
+from radcnn.training.predict_arrays import logits_to_probabilities
 
 
 def masked_bce_with_logits(logits: torch.Tensor, targets: torch.Tensor, pos_weight=None) -> torch.Tensor:
@@ -22,6 +23,26 @@ def masked_bce_with_logits(logits: torch.Tensor, targets: torch.Tensor, pos_weig
         logits.float(), torch.nan_to_num(targets, nan=0.0), reduction="none", pos_weight=pos_weight
     )
     return losses[known].mean()
+
+
+def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Softmax cross-entropy for class-index targets (N, 1); NaN (unknown) rows contribute nothing."""
+    index = targets[:, 0]
+    known = ~torch.isnan(index)
+    if not known.any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits.float()[known], index[known].long())
+
+
+def multiclass_auc(targets: np.ndarray, probabilities: np.ndarray) -> float:
+    """Macro one-vs-rest ROC-AUC over the classes present (NaN when fewer than two are)."""
+    from sklearn.metrics import roc_auc_score
+
+    index = targets[:, 0]
+    known = ~np.isnan(index)
+    y = index[known].astype(int)
+    aucs = [roc_auc_score(y == k, probabilities[known, k]) for k in np.unique(y) if 0 < (y == k).sum() < len(y)]
+    return float(np.mean(aucs)) if aucs else float("nan")
 
 
 def mean_auc(targets: np.ndarray, probabilities: np.ndarray) -> float:
@@ -47,6 +68,22 @@ def positive_weights(labels: np.ndarray) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
+def _binary_loss_and_auc(targets: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
+    known = ~np.isnan(targets)
+    clipped = np.clip(probs, 1e-7, 1 - 1e-7)
+    y = np.nan_to_num(targets)
+    loss = float(-(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))[known].mean()) if known.any() else 0.0
+    return loss, mean_auc(targets, probs)
+
+
+def _multiclass_loss_and_auc(targets: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
+    known = ~np.isnan(targets[:, 0])
+    if not known.any():
+        return 0.0, float("nan")
+    picked = probs[known, targets[known, 0].astype(int)]
+    return float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()), multiclass_auc(targets, probs)
+
+
 class ClassifierModule(L.LightningModule):
     def __init__(
         self,
@@ -59,12 +96,14 @@ class ClassifierModule(L.LightningModule):
         lr_schedule: str = "none",
         max_epochs: int = 10,
         param_groups: list[dict] | None = None,
+        task: str = "binary",
     ):
         super().__init__()
         self.model = model
         self.lr, self.weight_decay = lr, weight_decay
         self.lr_schedule, self.max_epochs = lr_schedule, max_epochs
         self.param_groups = param_groups
+        self.task = task
         self.channels_last = channels_last
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -79,7 +118,10 @@ class ClassifierModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        loss = masked_bce_with_logits(self(x), y, self.pos_weight if self.pos_weight.numel() else None)
+        if self.task == "multiclass":
+            loss = masked_cross_entropy(self(x), y)
+        else:
+            loss = masked_bce_with_logits(self(x), y, self.pos_weight if self.pos_weight.numel() else None)
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"loss became {loss.item()} at epoch {self.current_epoch + 1}, batch {batch_idx + 1}; "
@@ -91,7 +133,7 @@ class ClassifierModule(L.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
         self._val_targets.append(y.detach())
-        self._val_probs.append(torch.sigmoid(self(x).float()).detach())
+        self._val_probs.append(logits_to_probabilities(self(x).float(), self.task).detach())
 
     def on_validation_epoch_end(self) -> None:
         targets, probs = torch.cat(self._val_targets), torch.cat(self._val_probs)
@@ -102,11 +144,11 @@ class ClassifierModule(L.LightningModule):
             targets = self.all_gather(targets).reshape(-1, targets.shape[-1])
             probs = self.all_gather(probs).reshape(-1, probs.shape[-1])
         targets_np, probs_np = targets.cpu().numpy(), probs.cpu().numpy()
-        known = ~np.isnan(targets_np)
-        clipped = np.clip(probs_np, 1e-7, 1 - 1e-7)
-        y = np.nan_to_num(targets_np)
-        loss = float(-(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))[known].mean()) if known.any() else 0.0
-        auc = mean_auc(targets_np, probs_np)
+        loss, auc = (
+            _multiclass_loss_and_auc(targets_np, probs_np)
+            if self.task == "multiclass"
+            else _binary_loss_and_auc(targets_np, probs_np)
+        )
         self.log("val_loss", loss, prog_bar=True)
         # A single-class validation split has no AUC; -inf keeps "higher is better" monitoring well defined.
         self.log("val_auc", auc if not math.isnan(auc) else float("-inf"), prog_bar=True)

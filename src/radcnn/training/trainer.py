@@ -21,7 +21,9 @@ from radcnn.training.module import ClassifierModule, positive_weights
 log = logging.getLogger(__name__)
 
 
-def build_module(config: RunConfig, model: torch.nn.Module, train_labels: np.ndarray, precision: str):
+def build_module(
+    config: RunConfig, model: torch.nn.Module, train_labels: np.ndarray, precision: str, *, task: str = "binary"
+):
     """The LightningModule with the configured loss weighting, optimiser groups and schedule."""
     groups = None
     if config.model.freeze_backbone or config.model.backbone_lr_scale != 1.0:
@@ -31,7 +33,8 @@ def build_module(config: RunConfig, model: torch.nn.Module, train_labels: np.nda
             freeze_backbone(model, config.model.name, frozen=True)
         if config.model.backbone_lr_scale != 1.0:
             groups = parameter_groups(model, config.model.name, config.train.lr, config.model.backbone_lr_scale)
-    pos_weight = positive_weights(train_labels) if config.train.class_balance == "pos_weight" else None
+    balance = config.train.class_balance == "pos_weight" and task == "binary"
+    pos_weight = positive_weights(train_labels) if balance else None
     return ClassifierModule(
         model,
         lr=config.train.lr,
@@ -41,6 +44,7 @@ def build_module(config: RunConfig, model: torch.nn.Module, train_labels: np.nda
         lr_schedule=config.train.lr_schedule,
         max_epochs=config.train.epochs,
         param_groups=groups,
+        task=task,
     )
 
 
