@@ -1,1 +1,59 @@
+"""radcnn: CNN-based chest radiograph classification — data, training, evaluation, explanation, privacy.
 
+The curated public API is listed in `__all__`; names are imported on first use so that `import radcnn` stays
+fast (torch, Lightning and MONAI load only when a function that needs them is touched).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "DataConfig": "radcnn.config",
+    "ModelConfig": "radcnn.config",
+    "ModelSpec": "radcnn.models.spec",
+    "Predictor": "radcnn.serve.predictor",
+    "RadcnnError": "radcnn.errors",
+    "RunConfig": "radcnn.config",
+    "TrainConfig": "radcnn.config",
+    "build_cache": "radcnn.data.cache",
+    "check_leakage": "radcnn.data.splits",
+    "choose_threshold": "radcnn.evaluation.thresholds",
+    "create_model": "radcnn.models.registry",
+    "decrypt_file": "radcnn.privacy",
+    "deidentify_tree": "radcnn.privacy",
+    "detect_layout": "radcnn.data.layouts",
+    "encrypt_file": "radcnn.privacy",
+    "evaluate_run": "radcnn.evaluation.evaluate",
+    "explain_images": "radcnn.explain",
+    "fit": "radcnn.training.fit",
+    "generate_report": "radcnn.evaluation.report",
+    "load_config": "radcnn.config",
+    "load_layout": "radcnn.data.layouts",
+    "load_medmnist": "radcnn.data.medmnist",
+    "load_model": "radcnn.models.checkpoint",
+    "metrics_with_ci": "radcnn.evaluation.bootstrap",
+    "prepare_data": "radcnn.data.prepare",
+    "read_image": "radcnn.data.reader",
+    "save_model": "radcnn.models.checkpoint",
+    "split_by_patient": "radcnn.data.splits",
+    "synthesize_dataset": "radcnn.data.synth",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'radcnn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

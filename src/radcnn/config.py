@@ -33,6 +33,9 @@ class DataConfig:
     cache_dir: str = ""  # empty: <source folder>/.radcnn-cache
     workers: int = 2  # decoding processes for the cache
     on_error: str = "fail"  # "fail" | "skip" unreadable images
+    # Encryption at rest: with a key, `.rcenc` files are decrypted in memory and the on-disk cache is bypassed.
+    key_file: str = ""  # a radcnn key file (`radcnn keygen`)
+    key_env: str = ""  # or the NAME of an environment variable holding a passphrase (never the passphrase itself)
 
     def __post_init__(self) -> None:
         if not 0 <= self.val_fraction < 1 or not 0 <= self.test_fraction < 1:
@@ -43,6 +46,8 @@ class DataConfig:
             raise ConfigError(f"data.on_error must be 'fail' or 'skip', got {self.on_error!r}")
         if len(self.image_size) != 2 or min(self.image_size) < 8:
             raise ConfigError(f"data.image_size must be two sides of at least 8 pixels, got {self.image_size}")
+        if self.key_file and self.key_env:
+            raise ConfigError("give data.key_file or data.key_env (a passphrase variable), not both")
 
 
 @dataclass(frozen=True)

@@ -103,3 +103,18 @@ def test_demo_runs_end_to_end_on_a_tiny_set(tmp_path, capsys):
         assert (out / name).is_file(), name
     assert (out / "demo_predictions.csv").is_file()
     assert Path(out / "run" / "metrics.json").stat().st_size > 0
+
+
+def test_on_error_skip_writes_skipped_csv_and_says_so(tmp_path, capsys):
+    data = tmp_path / "data"
+    assert main(["synth", str(data), "--patients", "16", "--size", "64", "--seed", "2"]) == 0
+    victim = sorted((data / "images").rglob("*.dcm"))[0]
+    victim.write_bytes(victim.read_bytes()[:300])  # truncated DICOM
+    args = ["train", "--data", str(data / "labels.csv"), "--size", "48", "--epochs", "1", "--precision", "32"]
+    assert main([*args, "--out", str(tmp_path / "strict")]) == 1
+    assert victim.name in capsys.readouterr().err
+    assert not (tmp_path / "strict").exists()
+    assert main([*args, "--out", str(tmp_path / "lenient"), "--on-error", "skip"]) == 0
+    assert "skipped 1 input(s)" in capsys.readouterr().out
+    rows = (tmp_path / "lenient" / "skipped.csv").read_text().splitlines()
+    assert len(rows) == 2 and victim.name in rows[1]

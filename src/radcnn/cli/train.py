@@ -115,4 +115,6 @@ def register(app: typer.Typer) -> None:
                 },
             )
         )
+        if result.n_skipped:
+            console.print(f"[yellow]skipped {result.n_skipped} input(s)[/]: see {result.run_dir / 'skipped.csv'}")
         console.print(f"next: radcnn evaluate {result.run_dir}")

@@ -6,14 +6,20 @@ the file, the CSV row (the header is row 1, so the first data row is row 2) and 
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from radcnn.data.encrypted import KEY_HELP, read_plaintext, stored_file
 from radcnn.errors import ManifestError
+
+if TYPE_CHECKING:
+    from radcnn.privacy.keys import Secret
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +60,18 @@ def read_labels_csv(
     on_error: str = "fail",
     columns: dict[str, str] | None = None,
     patient_ids_from_paths: bool = False,
+    key: Secret | bytes | None = None,
 ) -> Manifest:
     """Read a labels CSV (columns `path`, `patient_id`, the label columns, anything else as metadata).
 
     `path` is resolved relative to the CSV's folder. `columns` renames the file's own column names to radcnn's
     (e.g. ``{"Image": "path", "PatientID": "patient_id", "Hospital": "site"}``). With `patient_ids_from_paths`, a
     file without a patient column gets one patient per image (logged: patient-level splitting is then impossible).
+
+    Encryption at rest: a labels file or image stored as ``<name>.rcenc`` (`radcnn encrypt`) is found under its
+    plain name. The labels file is decrypted in memory with `key` (an encrypted file without a key raises
+    `KeyNeededError` naming it); image paths stay the plain names, and `check_files` accepts an encrypted image
+    only when a key is given (without one the row reports that a key is needed).
 
     Row problems — a label outside {0, 1, blank}, an empty path or patient id, a duplicate row for one image, an image
     file that does not exist — raise ManifestError (file, row, column) under `on_error="fail"`; under
@@ -69,11 +81,13 @@ def read_labels_csv(
     if on_error not in ("fail", "skip"):
         raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
     csv_path = Path(csv_path)
-    if not csv_path.is_file():
+    stored = stored_file(csv_path)
+    if stored is None:
         raise ManifestError(csv_path, "labels file not found")
     try:
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        # Read into memory first: an encrypted labels file is decrypted there and never written out.
+        table = pd.read_csv(io.BytesIO(read_plaintext(stored, key)), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise ManifestError(csv_path, f"not a readable CSV file ({exc})") from None
     for column in columns or {}:
         if column not in table.columns:
@@ -117,7 +131,11 @@ def read_labels_csv(
         for row in table.index:
             path = table.at[row, "path"]
             if row not in bad_rows and path and not Path(path).is_file():
-                report(int(row), f"image file not found: {path}", "path")
+                found = stored_file(path)
+                if found is None:
+                    report(int(row), f"image file not found: {path}", "path")
+                elif key is None:
+                    report(int(row), f"image file is encrypted ({found.name}); a key is needed: {KEY_HELP}", "path")
     if skipped:
         log.warning("%s: skipped %d row(s) with problems", csv_path, len(bad_rows))
         table = table.drop(index=sorted(bad_rows)).reset_index(drop=True)

@@ -217,8 +217,4 @@ class _RowView:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return (
-            (len(self.rows), *self.base[0].shape)
-            if hasattr(self.base, "batch")
-            else (len(self.rows), *self.base.shape[1:])
-        )
+        return (len(self.rows), *self.base.shape[1:])

@@ -8,6 +8,7 @@ Run directory layout::
     best_model.safetensors   best weights by validation AUC + ModelSpec (decision thresholds chosen on val)
     best.json                epoch and validation AUC of the best model
     transfer_report.json     which tensors were loaded from --weights (only with initial weights)
+    skipped.csv              inputs left out under on_error=skip, with the reason (only when there were any)
     checkpoints/last.ckpt    Lightning checkpoint written atomically after every epoch (for --resume)
     logs/                    CSV (metrics.csv) and TensorBoard logs
 
@@ -53,6 +54,7 @@ class FitResult:
     spec: ModelSpec
     precision: str
     epochs_run: int
+    n_skipped: int = 0
 
 
 def partial_dir(run_dir: Path) -> Path:
@@ -198,7 +200,7 @@ def _train_into(config: RunConfig, data: PreparedData, work: Path, *, resume: bo
         _merge_metrics_log(work, earlier_log)
     spec = _choose_thresholds(work, data, config)
     best = read_best(work)
-    return FitResult(work, best["epoch"], best.get("val_auc"), spec, precision, epochs_run)
+    return FitResult(work, best["epoch"], best.get("val_auc"), spec, precision, epochs_run, len(data.skipped))
 
 
 def _set_aside_metrics_log(work: Path) -> Path | None:
@@ -255,6 +257,11 @@ def _write_split(data: PreparedData, work: Path) -> None:
     columns = ["path", "patient_id", *extra, *data.label_names, "split"]
     with atomic_path(work / "split.csv") as tmp:
         table[columns].to_csv(tmp, index=False)
+    if data.skipped:
+        from radcnn.data.layouts.common import write_skipped_csv
+
+        write_skipped_csv(data.skipped, work / "skipped.csv")
+        log.warning("%d input(s) skipped (on_error=skip); see skipped.csv in the run", len(data.skipped))
     summary = split_summary(data.manifest, data.partitions)
     write_json_atomic(
         work / "data_summary.json",
