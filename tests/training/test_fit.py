@@ -14,9 +14,9 @@ from radcnn.training.fit import fit
 NPZ = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "pneumoniamnist_dev.npz"
 
 
-def _config(epochs=4, seed=0):
+def _config(epochs=4, seed=0, source=NPZ):
     return RunConfig(
-        data=DataConfig(source=str(NPZ), image_size=(28, 28), label_columns=("pneumonia",)),
+        data=DataConfig(source=str(source), image_size=(28, 28), label_columns=("pneumonia",)),
         train=TrainConfig(epochs=epochs, seed=seed, progress_bar=False),
     )
 
@@ -53,25 +53,25 @@ def test_best_model_is_the_best_validation_epoch_and_carries_a_val_threshold(tra
     assert spec.input_size == (28, 28) and spec.label_names == ("pneumonia",)
 
 
-def test_same_seed_gives_the_same_model(tmp_path):
-    a = fit(_config(epochs=1, seed=5), tmp_path / "a")
-    b = fit(_config(epochs=1, seed=5), tmp_path / "b")
+def test_same_seed_gives_the_same_model(tmp_path, small_npz):
+    a = fit(_config(epochs=1, seed=5, source=small_npz), tmp_path / "a")
+    b = fit(_config(epochs=1, seed=5, source=small_npz), tmp_path / "b")
     wa = load_model(a.run_dir / "best_model.safetensors")[0].state_dict()
     wb = load_model(b.run_dir / "best_model.safetensors")[0].state_dict()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_existing_run_is_refused_and_left_untouched(tmp_path):
+def test_existing_run_is_refused_and_left_untouched(tmp_path, small_npz):
     run = tmp_path / "run"
     run.mkdir()
     (run / "keep.txt").write_text("precious")
     with pytest.raises(RunDirectoryError, match="already exists"):
-        fit(_config(epochs=1), run)
+        fit(_config(epochs=1, source=small_npz), run)
     assert (run / "keep.txt").read_text() == "precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary folders left behind
 
 
-def test_failed_training_leaves_no_partial_run(tmp_path, monkeypatch):
+def test_failed_training_leaves_no_partial_run(tmp_path, monkeypatch, small_npz):
     from radcnn.training import fit as fit_module
 
     def explode(*args, **kwargs):
@@ -79,5 +79,5 @@ def test_failed_training_leaves_no_partial_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(fit_module, "_choose_thresholds", explode)
     with pytest.raises(RuntimeError):
-        fit(_config(epochs=1), tmp_path / "run")
+        fit(_config(epochs=1, source=small_npz), tmp_path / "run")
     assert not (tmp_path / "run").exists()  # only the resumable partial folder may remain
