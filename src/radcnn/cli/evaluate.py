@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from radcnn.cli.crypto import KEY_FILE, PASSPHRASE_ENV, resolve_secret
 from radcnn.cli.render import console, metrics_table
 
 
@@ -17,10 +18,16 @@ def register(app: typer.Typer) -> None:
         threshold: float = typer.Option(None, help="Override the decision threshold chosen on val."),
         bootstrap: int = typer.Option(1000, help="Patient bootstrap resamples for the 95% CIs (0 = none)."),
         seed: int = typer.Option(0, help="Bootstrap seed."),
+        key_file: Path = KEY_FILE,
+        passphrase_env: str = PASSPHRASE_ENV,
     ) -> None:
-        """Write metrics.json and predictions.csv into RUN and show the metrics."""
+        """Write metrics.json and predictions.csv into RUN and show the metrics.
+
+        A run trained on encrypted data is read with its key (--key-file / --passphrase-env, else the key named in
+        its config.yaml); its predictions are then written encrypted (predictions.csv.rcenc)."""
         from radcnn.evaluation.evaluate import evaluate_run
 
-        result = evaluate_run(run, split=split, threshold=threshold, n_boot=bootstrap, seed=seed)
+        key = resolve_secret(key_file, passphrase_env, False, confirm=False) if key_file or passphrase_env else None
+        result = evaluate_run(run, split=split, threshold=threshold, n_boot=bootstrap, seed=seed, key=key)
         console.print(metrics_table(result.metrics))
         console.print(f"metrics: {result.metrics_path}\npredictions: {result.predictions_path}")

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from radcnn.cli.crypto import KEY_FILE, PASSPHRASE_ENV, resolve_secret
 from radcnn.cli.render import console
 from radcnn.io import write_text_atomic
 
@@ -54,19 +55,25 @@ def render_predictions(predictions, fmt: str) -> str | Table:
 def register(app: typer.Typer) -> None:
     @app.command()
     def predict(
-        model: Path = typer.Argument(..., help="Run directory or .safetensors model file."),
-        images: list[Path] = typer.Argument(..., help="One or more image files (DICOM, PNG, JPEG, ...)."),
+        model: Path = typer.Argument(..., help="Run directory or .safetensors model file (or .rcenc with a key)."),
+        images: list[Path] = typer.Argument(..., help="One or more image files (DICOM, PNG, JPEG, ..., or .rcenc)."),
         fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json"),
         output: Path = typer.Option(None, "--output", "-o", help="Write CSV/JSON here instead of stdout."),
         on_error: str = typer.Option("fail", help="fail | skip (unreadable files get an error row)."),
+        key_file: Path = KEY_FILE,
+        passphrase_env: str = PASSPHRASE_ENV,
     ) -> None:
-        """Predict the probability and decision for each image."""
+        """Predict the probability and decision for each image.
+
+        With --key-file or --passphrase-env, an encrypted model and encrypted images (`radcnn encrypt`) are
+        decrypted in memory only."""
         from radcnn.errors import ConfigError
         from radcnn.serve.predictor import Predictor
 
         if fmt not in ("table", "csv", "json"):
             raise ConfigError(f"--format must be table, csv or json, got {fmt!r}")
-        predictor = Predictor.from_path(model)
+        key = resolve_secret(key_file, passphrase_env, False, confirm=False) if key_file or passphrase_env else None
+        predictor = Predictor.from_path(model, key=key)
         rendered = render_predictions(predictor.predict_files(images, on_error=on_error), fmt)
         if output is not None:
             if isinstance(rendered, Table):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from radcnn.cli.crypto import KEY_FILE, PASSPHRASE_ENV
 from radcnn.cli.render import ProgressCallback, console, key_value_table
 from radcnn.config import RunConfig, load_config, replace
 
@@ -16,6 +17,8 @@ _OPTION_FIELDS = {
     "labels": ("data", "label_columns"),
     "on_error": ("data", "on_error"),
     "layout": ("data", "layout"),
+    "key_file": ("data", "key_file"),
+    "passphrase_env": ("data", "key_env"),
     "model": ("model", "name"),
     "weights": ("model", "weights"),
     "weights_format": ("model", "weights_format"),
@@ -49,6 +52,8 @@ def build_config(config_file: Path | None, options: dict) -> RunConfig:
             value = (value, value)
         elif option == "labels":
             value = tuple(s.strip() for s in value.split(",") if s.strip())
+        elif option == "key_file":
+            value = str(value)  # the path only: config.yaml never holds key material
         changes[section][field] = value
     return RunConfig(
         data=replace(config.data, **changes["data"]),
@@ -88,8 +93,15 @@ def register(app: typer.Typer) -> None:
         config: Path = typer.Option(None, "--config", "-c", help="YAML/TOML config; options override it."),
         overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
         resume: bool = typer.Option(False, help="Continue an interrupted run from its last checkpoint."),
+        key_file: Path = KEY_FILE,
+        passphrase_env: str = PASSPHRASE_ENV,
     ) -> None:
-        """Train a model; writes the best model, split, logs and resolved config into OUT."""
+        """Train a model; writes the best model, split, logs and resolved config into OUT.
+
+        With --key-file or --passphrase-env, an encrypted dataset (`radcnn encrypt`) is read in memory only: no
+        decode cache is written, and split.csv is written encrypted (split.csv.rcenc). --resume needs a plaintext
+        checkpoints/last.ckpt (Lightning loads it itself): decrypt it first if you encrypted it.
+        """
         from radcnn.cli.app import quiet_lightning
         from radcnn.training.fit import fit, prepare_run_dir
 
@@ -98,7 +110,10 @@ def register(app: typer.Typer) -> None:
         options = dict(locals())
         run_config = build_config(config, options)
         prepare_run_dir(out, overwrite=overwrite, resume=resume)  # fail before decoding anything
-        with ProgressCallback("decoding images into the cache") as progress:
+        where = (
+            "memory (encrypted data: no cache)" if run_config.data.key_file or run_config.data.key_env else "the cache"
+        )
+        with ProgressCallback(f"decoding images into {where}") as progress:
             result = fit(run_config, out, overwrite=overwrite, resume=resume, cache_progress=progress)
         console.print(
             key_value_table(

@@ -60,9 +60,13 @@ def stored_file(path: str | os.PathLike[str]) -> Path | None:
 
 
 def is_encrypted_file(path: str | os.PathLike[str]) -> bool:
-    """True when the file starts with the radcnn encryption magic (content, not name, decides)."""
-    with open(path, "rb") as handle:
-        return handle.read(len(ENCRYPTED_MAGIC)) == ENCRYPTED_MAGIC
+    """True when the file starts with the radcnn encryption magic (content, not name, decides). An unreadable file
+    counts as not encrypted, so that the plain reader reports why it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(ENCRYPTED_MAGIC)) == ENCRYPTED_MAGIC
+    except OSError:
+        return False
 
 
 def read_plaintext(path: str | os.PathLike[str], key: Secret | bytes | None = None, *, cache=None) -> bytes:

@@ -66,12 +66,12 @@ class PhantomConfig:
     """Knobs of the generated population. The defaults are the demo's tuned difficulty (see the README)."""
 
     nodule_prevalence: float = 0.45  # fraction of patients with at least one nodule
-    nodule_counts: tuple[float, float, float] = (0.6, 0.25, 0.15)  # P(1, 2, 3 nodules) for a positive patient
-    nodule_diameter_mm: tuple[float, float] = (6.0, 30.0)  # log-uniform
-    nodule_contrast: tuple[float, float] = (0.35, 1.0)  # ground glass … solid
+    nodule_counts: tuple[float, float, float] = (0.25, 0.35, 0.4)  # P(1, 2, 3 nodules) for a positive patient
+    nodule_diameter_mm: tuple[float, float] = (10.0, 35.0)  # log-uniform
+    nodule_contrast: tuple[float, float] = (0.3, 0.9)  # faint … dense, see phantom_lesions.DENSITY_PER_MM
     nodule_growth: tuple[float, float] = (1.0, 1.1)  # diameter factor per follow-up
     consolidation_rate: float = 0.25  # fraction of patients with a pneumonia episode
-    consolidation_density: tuple[float, float] = (0.12, 0.3)
+    consolidation_density: tuple[float, float] = (0.18, 0.4)
     studies_per_patient: tuple[float, ...] = (0.2, 0.3, 0.3, 0.2)  # P(1, 2, 3, 4 studies): mean 2.5
     exposure_sd: float = 0.25  # log-normal spread of the per-study dose
 

@@ -22,9 +22,12 @@ NODULE = "nodule"
 CONSOLIDATION = "consolidation"
 LESION_LABELS = (NODULE, CONSOLIDATION)
 
-# Density added per millimetre of nodule diameter at full contrast: a nodule replaces lung air by tissue along
-# the ray, and the lungs' 0.52 density deficit corresponds to roughly 170 mm of aerated lung.
-DENSITY_PER_MM = 0.003
+# Density added per millimetre of nodule diameter at contrast 1. Physically a nodule replacing aerated lung adds
+# about 0.003 per mm here (the lungs' 0.52 density deficit ~ 170 mm of lung). The phantom exaggerates this ten-fold
+# on purpose: the seed CNN, trained on ~400 images, learns nothing from physically faint nodules (measured test
+# ROC-AUC ~0.5), and the demo needs a task that is learnable but not trivial. `PhantomConfig.nodule_contrast`
+# scales it per nodule (the default 0.3–0.9 gives 3–9× physical), so faint small nodules remain.
+DENSITY_PER_MM = 0.03
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class NoduleSpec:
     a: float  # medial (0) → lateral (1)
     b: float  # apex (0) → diaphragm (1)
     diameter_mm: float  # at the first study
-    contrast: float  # 1 = solid; lower = part-solid / ground glass
+    contrast: float  # multiplies DENSITY_PER_MM; low values look like part-solid / ground-glass nodules
     lobulation: tuple[float, float, float, float]  # amplitude and phase of the 2nd and 3rd boundary harmonics
     growth: float  # diameter factor per follow-up
     drift: tuple[float, float]  # (a, b) change per follow-up
@@ -165,7 +168,7 @@ def sample_consolidation(
     last = min(first + int(rng.random() < 0.5), len(poses) - 1)
     for _attempt in range(40):
         side, a, b = int(rng.choice((-1, 1))), rng.uniform(0.3, 0.8), rng.uniform(0.3, 0.85)
-        radii = (rng.uniform(0.07, 0.16), rng.uniform(0.07, 0.18))
+        radii = (rng.uniform(0.08, 0.18), rng.uniform(0.09, 0.2))
         if _inside_lungs(anatomy, poses[first : last + 1], side, a, b, 0.03):
             return ConsolidationSpec(
                 side=side,
@@ -221,13 +224,17 @@ def _consolidation(
     half_px = 1.6 * max(rx, ry) * pose.scale * size / 2.0 + 2.0
     rows, cols = _window(size, body_to_pixel(pose, xc, yc, size), half_px)
     u, v = (render.xb[rows, cols] - xc) / rx, (render.yb[rows, cols] - yc) / ry
-    # Patchy, ill-defined opacity: a soft envelope modulated by a smooth random pattern fixed for this patient.
-    pattern = np.random.default_rng(spec.pattern_seed).standard_normal((24, 24))
-    pattern = ndimage.gaussian_filter(pattern, 1.6, mode="wrap")
-    pattern = (pattern / pattern.std()).astype(np.float32)
-    noise = ndimage.map_coordinates(pattern, [(v + 1.6) * 7.2, (u + 1.6) * 7.2], order=1, mode="wrap")
-    envelope = np.exp(-((u * u + v * v) ** 1.5))
-    opacity = np.clip((envelope * (0.75 + 0.35 * noise) - 0.3) / 0.4, 0.0, 1.0)
+    # Confluent, ill-defined airspace opacity: a soft envelope modulated by a coarse lobular pattern and a fine
+    # acinar mottle, both fixed for this patient so the follow-up shows the same consolidation resolving.
+    rng = np.random.default_rng(spec.pattern_seed)
+    coarse = ndimage.gaussian_filter(rng.standard_normal((24, 24)), 2.0, mode="wrap")
+    fine = ndimage.gaussian_filter(rng.standard_normal((48, 48)), 0.8, mode="wrap")
+    coords_coarse = [(v + 1.6) * 7.2, (u + 1.6) * 7.2]
+    coords_fine = [(v + 1.6) * 14.4, (u + 1.6) * 14.4]
+    noise = ndimage.map_coordinates((coarse / coarse.std()).astype(np.float32), coords_coarse, order=1, mode="wrap")
+    mottle = ndimage.map_coordinates((fine / fine.std()).astype(np.float32), coords_fine, order=1, mode="wrap")
+    envelope = np.exp(-((u * u + v * v) ** 1.2))
+    opacity = np.clip((envelope * (0.9 + 0.3 * noise + 0.12 * mottle) - 0.25) / 0.5, 0.0, 1.0)
     lung = render.lung_mask[rows, cols]
     mask = (opacity > 0.2) & lung
     soft_lung = np.clip(render.lung_air[rows, cols] / 0.15, 0.0, 1.0)

@@ -3,6 +3,11 @@
 This is the single place where a data source becomes model input, so training, evaluation and the report all see
 exactly the same rows. The split is a pure function of the manifest and the seed; the run saves it and
 evaluation checks that a recomputed split still matches.
+
+Encryption at rest: with a key (``data.key_file`` / ``data.key_env``, or `key=`), a labels CSV and images stored
+as ``.rcenc`` files (`radcnn encrypt`) are decrypted in memory and the decoded pixels are kept in memory only —
+the on-disk decode-once cache is bypassed, because a plaintext cache would defeat encryption at rest (see
+`radcnn.data.encrypted`). Unencrypted files in the same tree are read as they are.
 """
 
 from __future__ import annotations
@@ -11,14 +16,27 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from radcnn.config import DataConfig
 from radcnn.data.datamodule import ArraySplit
-from radcnn.data.manifest import Manifest, manifest_from_arrays
+from radcnn.data.encrypted import (
+    ENCRYPTED_SUFFIX,
+    data_key,
+    decode_in_memory,
+    find_labels_csv,
+    is_encrypted_file,
+    key_needed,
+    stored_file,
+)
+from radcnn.data.manifest import Manifest, manifest_from_arrays, read_labels_csv
 from radcnn.data.splits import PARTITIONS, check_leakage, split_by_patient
-from radcnn.errors import ConfigError, DataError
+from radcnn.errors import ConfigError, DataError, ManifestError
+
+if TYPE_CHECKING:
+    from radcnn.privacy.keys import Secret
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +65,55 @@ def resolve_layout(config: DataConfig) -> str:
     return detect_layout(config.source)
 
 
-def prepare_data(config: DataConfig, *, seed: int = 0, progress: Progress | None = None) -> PreparedData:
-    """Load, split and cache the data described by `config`."""
+def prepare_data(
+    config: DataConfig, *, seed: int = 0, progress: Progress | None = None, key: Secret | bytes | None = None
+) -> PreparedData:
+    """Load, split and cache the data described by `config`.
+
+    `key` (a `radcnn.privacy.Secret` or key bytes) overrides ``config.key_file`` / ``config.key_env``; with either,
+    encrypted files are decrypted and decoded in memory and no cache is written (see the module docstring).
+    """
     if not config.source:
         raise ConfigError("data.source is empty: give a labels CSV, a dataset folder or a MedMNIST .npz")
-    layout = resolve_layout(config)
+    key = key if key is not None else data_key(config)
+    encrypted_labels = _encrypted_labels_file(config)
+    if encrypted_labels is not None and key is None:
+        raise key_needed(encrypted_labels)
+    layout = "csv" if encrypted_labels is not None and config.layout == "auto" else resolve_layout(config)
     if layout == "medmnist":
         return _prepare_medmnist(config, seed=seed)
-    return _prepare_files(load_manifest(config, layout), config, seed=seed, progress=progress)
+    return _prepare_files(load_manifest(config, layout, key=key), config, seed=seed, progress=progress, key=key)
 
 
-def load_manifest(config: DataConfig, layout: str) -> Manifest:
+def _encrypted_labels_file(config: DataConfig) -> Path | None:
+    """The source's labels CSV when it is stored encrypted (``labels.csv.rcenc``), else None.
+
+    Only a labels CSV can be read encrypted (its rows name the images); other layouts find images by walking
+    folders for image suffixes, and a MedMNIST .npz is loaded as a whole: those are read unencrypted."""
+    source = Path(config.source)
+    if source.is_dir():
+        found = [p for p in sorted(source.glob(f"*.csv{ENCRYPTED_SUFFIX}")) if p.is_file() and is_encrypted_file(p)]
+        if len(found) > 1:
+            names = ", ".join(p.name for p in found)
+            raise ConfigError(f"{source}: several encrypted labels files ({names}); pass the one to use as data.source")
+        return found[0] if found and not any(source.glob("*.csv")) else None
+    stored = stored_file(source)
+    if stored is None or not is_encrypted_file(stored):
+        return None
+    if stored.name.lower().removesuffix(ENCRYPTED_SUFFIX).endswith(".csv"):
+        return stored
+    raise ConfigError(
+        f"{stored}: an encrypted data source must be a labels CSV (.csv.rcenc, or a folder holding one) whose "
+        "rows list the images; decrypt other layouts (e.g. a MedMNIST .npz) with `radcnn decrypt` first"
+    )
+
+
+def load_manifest(config: DataConfig, layout: str, *, key=None) -> Manifest:
     """The manifest of a file-based layout, with the label columns the config asks for."""
     from radcnn.data.layouts import load_layout
 
+    if key is not None and layout in ("csv", "labels_csv"):
+        return _load_labels_csv(config, key)
     options = {"on_error": config.on_error, **config.layout_options}
     default_labels = DataConfig().label_columns
     if layout in ("csv", "labels_csv"):
@@ -79,25 +132,67 @@ def load_manifest(config: DataConfig, layout: str) -> Manifest:
     return Manifest(manifest.table, tuple(wanted), manifest.source, manifest.skipped)
 
 
-def _prepare_files(manifest: Manifest, config: DataConfig, *, seed: int, progress: Progress | None) -> PreparedData:
+def _load_labels_csv(config: DataConfig, key) -> Manifest:
+    """The "csv" layout read with a key: the labels file and the image checks see `.rcenc` files.
+
+    (Not through the layout registry: a key is not a layout option, which users may set from the command line.)
+    The column options are those of `radcnn.data.layouts.csv_manifest`."""
+    csv_path = find_labels_csv(config.source)
+    if csv_path is None:
+        raise ManifestError(config.source, "no labels CSV (plain or .csv.rcenc) found")
+    options = dict(config.layout_options)
+    path_column = options.pop("path_column", "path")
+    patient_column = options.pop("patient_column", "patient_id")
+    site_column = options.pop("site_column", None)
+    labels = options.pop("label_columns", config.label_columns)
+    check_files = options.pop("check_files", True)
+    if options:
+        raise ConfigError(f"layout 'csv' has no option(s) {', '.join(sorted(options))}")
+    columns = {path_column: "path", patient_column: "patient_id", site_column: "site"}
+    return read_labels_csv(
+        csv_path,
+        tuple(c.strip() for c in labels.split(",") if c.strip()) if isinstance(labels, str) else tuple(labels),
+        check_files=check_files,
+        on_error=config.on_error,
+        columns={k: v for k, v in columns.items() if k and k != v},
+        patient_ids_from_paths=not patient_column,
+        key=key,
+    )
+
+
+def _prepare_files(
+    manifest: Manifest, config: DataConfig, *, seed: int, progress: Progress | None, key=None
+) -> PreparedData:
     from radcnn.data.cache import build_cache
 
     skipped = list(manifest.skipped)
-    source = Path(config.source)
-    cache_dir = (
-        Path(config.cache_dir)
-        if config.cache_dir
-        else (source.parent if source.is_file() else source) / ".radcnn-cache"
-    )
-    cached = build_cache(
-        manifest.paths,
-        size=tuple(config.image_size),
-        cache_dir=cache_dir,
-        window=config.window,
-        workers=config.workers,
-        on_error=config.on_error,
-        progress=progress,
-    )
+    if key is not None:
+        log.info("a data key is set: images are decoded in memory only; the on-disk cache is not used")
+        cached = decode_in_memory(
+            manifest.paths,
+            size=tuple(config.image_size),
+            key=key,
+            window=config.window,
+            workers=config.workers,
+            on_error=config.on_error,
+            progress=progress,
+        )
+    else:
+        source = Path(config.source)
+        cache_dir = (
+            Path(config.cache_dir)
+            if config.cache_dir
+            else (source.parent if source.is_file() else source) / ".radcnn-cache"
+        )
+        cached = build_cache(
+            manifest.paths,
+            size=tuple(config.image_size),
+            cache_dir=cache_dir,
+            window=config.window,
+            workers=config.workers,
+            on_error=config.on_error,
+            progress=progress,
+        )
     # Rows are read through the cache object: its store is uint16, and `batch` turns it into [0, 1] floats.
     images = _RowView(cached, np.arange(len(cached)))
     if cached.skipped:

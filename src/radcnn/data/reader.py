@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from radcnn.data.encrypted import ENCRYPTED_MAGIC, KEY_HELP
 from radcnn.data.windowing import Window, check_window
 from radcnn.errors import ImageReadError, MissingExtraError
 
@@ -96,6 +97,8 @@ def read_image_bytes(
         raise ImageReadError(path, f"frame must be a non-negative integer, got {frame!r}")
     if not data:
         raise ImageReadError(path, "file is empty (0 bytes)")
+    if data.startswith(ENCRYPTED_MAGIC):  # `radcnn encrypt` output: say so rather than "matches no reader"
+        raise ImageReadError(path, f"is encrypted (radcnn encryption at rest); a key is needed to read it: {KEY_HELP}")
     fmt = sniff_format(path, data)
     if fmt is None:
         raise ImageReadError(path, f"not a readable image: content matches no reader ({_describe(path, data)})")

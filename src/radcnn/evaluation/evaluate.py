@@ -3,10 +3,15 @@
 The data are rebuilt from the run's saved configuration and checked against the saved split, so a changed
 labels file cannot silently change what "test" means. The decision threshold is the one stored in the model
 (chosen on the validation split during training) unless one is given explicitly — never chosen on test.
+
+A run trained on encrypted data (split.csv.rcenc) is evaluated with its key (`key=`, or the run's data.key_file /
+data.key_env): the data, the split and an encrypted model are decrypted in memory, and predictions.csv is written
+encrypted like the split (predictions.csv.rcenc) because it lists patients and their labels.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from radcnn.config import RunConfig, load_config
+from radcnn.data.encrypted import ENCRYPTED_SUFFIX, data_key, read_plaintext, stored_file
 from radcnn.data.prepare import PreparedData, prepare_data
 from radcnn.errors import DataError, RunDirectoryError
 from radcnn.evaluation.bootstrap import metrics_with_ci
@@ -35,19 +41,30 @@ class EvaluationResult:
     metrics: dict
 
 
-def load_run(run_dir: str | Path) -> tuple[RunConfig, Path]:
+def load_run(run_dir: str | Path, *, encrypted_ok: bool = False) -> tuple[RunConfig, Path]:
+    """The run's config; `encrypted_ok` for callers that read an encrypted split.csv.rcenc (with a key)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirectoryError(f"{run_dir}: no such run directory")
-    for needed in ("config.yaml", BEST_MODEL, "split.csv"):
-        if not (run_dir / needed).is_file():
+    if not (run_dir / "config.yaml").is_file():
+        raise RunDirectoryError(f"{run_dir}: incomplete run, config.yaml is missing (did training finish?)")
+    for needed in (BEST_MODEL, "split.csv"):  # either may be stored encrypted as <name>.rcenc
+        if stored_file(run_dir / needed) is None:
             raise RunDirectoryError(f"{run_dir}: incomplete run, {needed} is missing (did training finish?)")
+    if not encrypted_ok and not (run_dir / "split.csv").is_file():
+        split = run_dir / f"split.csv{ENCRYPTED_SUFFIX}"
+        raise RunDirectoryError(
+            f"{run_dir}: the run's split is encrypted ({split.name}) and this command reads plaintext runs only; "
+            f"`radcnn evaluate {run_dir} --key-file KEY` reads it, or decrypt it first: "
+            f"radcnn decrypt {split} {run_dir / 'split.csv'} --key-file KEY"
+        )
     return load_config(run_dir / "config.yaml"), run_dir
 
 
-def rebuild_data(run_dir: Path, config: RunConfig) -> PreparedData:
-    data = prepare_data(config.data, seed=config.train.seed)
-    saved = pd.read_csv(run_dir / "split.csv", dtype={"patient_id": str})
+def rebuild_data(run_dir: Path, config: RunConfig, *, key=None) -> PreparedData:
+    data = prepare_data(config.data, seed=config.train.seed, key=key)
+    split_file = stored_file(run_dir / "split.csv")
+    saved = pd.read_csv(io.BytesIO(read_plaintext(split_file, key)), dtype={"patient_id": str})
     now = data.manifest.table[["path", "split"]].reset_index(drop=True)
     if (
         len(saved) != len(now)
@@ -69,16 +86,19 @@ def evaluate_run(
     n_boot: int = 1000,
     seed: int = 0,
     data: PreparedData | None = None,
+    key=None,
 ) -> EvaluationResult:
-    config, run_dir = load_run(run_dir)
+    config, run_dir = load_run(run_dir, encrypted_ok=True)
+    if key is None:
+        key = data_key(config.data)
     if data is None:
-        data = rebuild_data(run_dir, config)
+        data = rebuild_data(run_dir, config, key=key)
     if split not in data.splits:
         raise DataError(f"unknown split {split!r}; valid: {', '.join(data.splits)}")
     part = data.splits[split]
     if len(part) == 0:
         raise DataError(f"the {split} split of {run_dir} is empty")
-    model, spec = load_model(run_dir / BEST_MODEL)
+    model, spec = load_model(run_dir / BEST_MODEL, key=key)
     probs = predict_probabilities(model, part.images, task=spec.task)
     groups = part.table["patient_id"].astype(str).to_numpy()
     labels = part.labels
@@ -125,8 +145,14 @@ def evaluate_run(
         predictions["predicted_class"] = [spec.label_names[k] for k in predicted]
     metrics_path = write_json_atomic(run_dir / f"metrics{'' if split == 'test' else '_' + split}.json", metrics)
     predictions_path = run_dir / f"predictions{'' if split == 'test' else '_' + split}.csv"
-    with atomic_path(predictions_path) as tmp:
-        predictions.to_csv(tmp, index=False)
+    if (run_dir / "split.csv").is_file():
+        with atomic_path(predictions_path) as tmp:
+            predictions.to_csv(tmp, index=False)
+    else:  # patients and their labels in a run whose split is encrypted: stored encrypted the same way
+        from radcnn.privacy.encryption import encrypt_bytes
+
+        predictions_path = predictions_path.with_name(predictions_path.name + ENCRYPTED_SUFFIX)
+        encrypt_bytes(predictions.to_csv(index=False).encode("utf-8"), predictions_path, key)
     return EvaluationResult(metrics_path, predictions_path, metrics)
 
 

@@ -1,23 +1,36 @@
 """Saving and loading a trained model as one safetensors file: weights plus the ModelSpec as metadata.
 
 safetensors holds only tensors and strings, so loading a model never executes pickled code.
+
+A model file encrypted at rest (`radcnn encrypt best_model.safetensors best_model.safetensors.rcenc`) is read with
+a key: decrypted in memory, the ModelSpec taken from the safetensors header of those bytes and the weights loaded
+with `safetensors.torch.load(bytes)`, so no plaintext model ever reaches the disk. A path that does not exist is
+also looked up as `<path>.rcenc`.
 """
 
 from __future__ import annotations
 
+import json
+import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, load_file, save_file
 from torch import nn
 
+from radcnn.data.encrypted import is_encrypted_file, key_needed, stored_file
 from radcnn.errors import ModelError
 from radcnn.io import atomic_path
 from radcnn.models.registry import create_model
 from radcnn.models.spec import ModelSpec
 
+if TYPE_CHECKING:
+    from radcnn.privacy.keys import Secret
+
 SPEC_KEY = "radcnn.model_spec"
+_MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit on the JSON header
 
 
 def save_model(model: nn.Module, spec: ModelSpec, path: str | Path) -> Path:
@@ -28,30 +41,78 @@ def save_model(model: nn.Module, spec: ModelSpec, path: str | Path) -> Path:
     return Path(path)
 
 
-def read_spec(path: str | Path) -> ModelSpec:
+def read_spec(path: str | Path, *, key: Secret | bytes | None = None) -> ModelSpec:
+    """The ModelSpec saved in a model file (decrypted in memory with `key` when the file is encrypted)."""
     from safetensors import safe_open
 
+    path = _model_file(path)
+    if is_encrypted_file(path):
+        return _spec_from_metadata(path, header_metadata(_decrypted(path, key), path))
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
     except (SafetensorError, OSError) as exc:
         raise ModelError(f"{path}: not a radcnn model file ({exc})") from None
+    return _spec_from_metadata(path, metadata)
+
+
+def _spec_from_metadata(path: Path, metadata: dict[str, str]) -> ModelSpec:
     if SPEC_KEY not in metadata:
         raise ModelError(f"{path}: has no ModelSpec; it was not written by radcnn.save_model")
     return ModelSpec.from_json(metadata[SPEC_KEY])
 
 
-def load_model(path: str | Path) -> tuple[nn.Module, ModelSpec]:
-    """Rebuild the architecture named in the spec and load the weights strictly; returns (model in eval mode, spec)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: model file not found")
-    spec = read_spec(path)
-    model = build_from_spec(spec)
+def header_metadata(data: bytes, where: str | Path) -> dict[str, str]:
+    """The ``__metadata__`` of safetensors bytes: an 8-byte little-endian header length, then that much JSON."""
+    if len(data) < 8:
+        raise ModelError(f"{where}: not a radcnn model file (only {len(data)} bytes)")
+    (size,) = struct.unpack("<Q", data[:8])
+    if size > min(len(data) - 8, _MAX_HEADER_BYTES):
+        raise ModelError(f"{where}: not a radcnn model file (header length {size} exceeds the file)")
     try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError) as exc:
-        raise ModelError(f"{path}: cannot read weights ({exc})") from None
+        header = json.loads(data[8 : 8 + size])
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{where}: not a radcnn model file (header is not JSON: {exc})") from None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _model_file(path: str | Path) -> Path:
+    """`path`, or `path.rcenc` when only the encrypted file exists."""
+    found = stored_file(path)
+    if found is None:
+        raise ModelError(f"{path}: model file not found")
+    return found
+
+
+def _decrypted(path: Path, key: Secret | bytes | None) -> bytes:
+    if key is None:
+        raise key_needed(path)
+    from radcnn.privacy.encryption import decrypt_to_bytes
+
+    return decrypt_to_bytes(path, key)
+
+
+def load_model(path: str | Path, *, key: Secret | bytes | None = None) -> tuple[nn.Module, ModelSpec]:
+    """Rebuild the architecture named in the spec and load the weights strictly; returns (model in eval mode, spec).
+
+    An encrypted model file (see the module docstring) needs `key`; without it `KeyNeededError` names the file."""
+    path = _model_file(path)
+    if is_encrypted_file(path):
+        data = _decrypted(path, key)
+        spec = _spec_from_metadata(path, header_metadata(data, path))
+        model = build_from_spec(spec)
+        try:
+            state = load(data)
+        except SafetensorError as exc:
+            raise ModelError(f"{path}: cannot read weights ({exc})") from None
+    else:
+        spec = read_spec(path)
+        model = build_from_spec(spec)
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError) as exc:
+            raise ModelError(f"{path}: cannot read weights ({exc})") from None
     load_state_strict(model, state, source=str(path))
     model.eval()
     return model, spec

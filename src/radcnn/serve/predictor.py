@@ -1,20 +1,29 @@
-"""`Predictor`: image files → probabilities and decisions, preprocessed exactly as the model's ModelSpec says."""
+"""`Predictor`: image files → probabilities and decisions, preprocessed exactly as the model's ModelSpec says.
+
+With a key, the model file and the image files may be encrypted at rest (`.rcenc`, `radcnn encrypt`): both are
+decrypted in memory only. A plain image name is also found as `<name>.rcenc`.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
+from radcnn.data.encrypted import ENCRYPTED_SUFFIX, is_encrypted_file, read_plaintext, stored_file
 from radcnn.errors import ImageReadError, ModelError
 from radcnn.models.checkpoint import load_model
 from radcnn.models.spec import ModelSpec
 from radcnn.training.callbacks import BEST_MODEL
 from radcnn.training.predict_arrays import logits_to_probabilities
+
+if TYPE_CHECKING:
+    from radcnn.privacy.keys import Secret
 
 log = logging.getLogger(__name__)
 
@@ -31,26 +40,33 @@ class Prediction:
 class Predictor:
     """Holds one model in eval mode and its spec; `predict_files` reads, preprocesses and scores images."""
 
-    def __init__(self, model: nn.Module, spec: ModelSpec):
+    def __init__(self, model: nn.Module, spec: ModelSpec, *, key: Secret | bytes | None = None):
         self.model = model.eval()
         self.spec = spec
+        self.key = key  # for encrypted image files; None reads plain files only
 
     @classmethod
-    def from_path(cls, path: str | Path) -> Predictor:
-        """A run directory (uses its best model) or a `.safetensors` model file."""
+    def from_path(cls, path: str | Path, *, key: Secret | bytes | None = None) -> Predictor:
+        """A run directory (uses its best model, plain or `.rcenc`) or a `.safetensors[.rcenc]` model file."""
         path = Path(path)
         if path.is_dir():
             path = path / BEST_MODEL
-            if not path.is_file():
+            if stored_file(path) is None:
                 raise ModelError(f"{path.parent}: no {BEST_MODEL} in this run directory (did training finish?)")
-        model, spec = load_model(path)
-        return cls(model, spec)
+        model, spec = load_model(path, key=key)
+        return cls(model, spec, key=key)
 
     def prepare(self, path: str | Path) -> tuple[np.ndarray, tuple[str, ...]]:
         from radcnn.data.cache import preprocess
-        from radcnn.data.reader import read_image
+        from radcnn.data.reader import read_image, read_image_bytes
 
-        image, meta = read_image(path, window=self.spec.window)
+        stored = stored_file(path)
+        if stored is None or (self.key is None and not is_encrypted_file(stored)):
+            image, meta = read_image(path, window=self.spec.window)  # plain file (or the reader's own error)
+        else:
+            # Decrypted in memory only; an encrypted file without a key raises KeyNeededError naming it.
+            plain_name = Path(path).with_name(Path(path).name.removesuffix(ENCRYPTED_SUFFIX))
+            image, meta = read_image_bytes(plain_name, read_plaintext(stored, self.key), window=self.spec.window)
         return preprocess(image, tuple(self.spec.input_size)), tuple(meta.warnings)
 
     @torch.inference_mode()

@@ -4,6 +4,7 @@ Run directory layout::
 
     config.yaml              the resolved configuration
     split.csv                path, patient_id, metadata, labels, split — the patient-level split actually used
+                             (split.csv.rcenc, encrypted with the data key, when the data are read with a key)
     data_summary.json        images/patients/positives per split, skipped files, leakage check result
     best_model.safetensors   best weights by validation AUC + ModelSpec (decision thresholds chosen on val)
     best.json                epoch and validation AUC of the best model
@@ -31,6 +32,7 @@ import torch
 
 from radcnn.config import RunConfig, dump_config
 from radcnn.data.datamodule import RadiographDataModule
+from radcnn.data.encrypted import data_key
 from radcnn.data.prepare import PreparedData, prepare_data
 from radcnn.data.splits import split_summary
 from radcnn.errors import ConfigError, RunDirectoryError
@@ -173,7 +175,7 @@ def _train_into(config: RunConfig, data: PreparedData, work: Path, *, resume: bo
     )
     if not resume:
         write_text_atomic(work / "config.yaml", dump_config(config))
-        _write_split(data, work)
+        _write_split(data, work, key=data_key(config.data))
     precision = resolve_precision(config.train.precision)
     checkpoint = work / "checkpoints" / "last.ckpt" if resume else None
     earlier_log = _set_aside_metrics_log(work) if resume else None
@@ -251,12 +253,18 @@ def _choose_thresholds(work: Path, data: PreparedData, config: RunConfig) -> Mod
     return spec
 
 
-def _write_split(data: PreparedData, work: Path) -> None:
+def _write_split(data: PreparedData, work: Path, *, key=None) -> None:
     table = data.manifest.table
     extra = [c for c in ("study", "site", "view", "sex", "age") if c in table.columns]
     columns = ["path", "patient_id", *extra, *data.label_names, "split"]
-    with atomic_path(work / "split.csv") as tmp:
-        table[columns].to_csv(tmp, index=False)
+    if key is None:
+        with atomic_path(work / "split.csv") as tmp:
+            table[columns].to_csv(tmp, index=False)
+    else:
+        # Patient ids, labels and metadata of an encrypted dataset: a plaintext copy would defeat encryption at rest.
+        from radcnn.privacy.encryption import encrypt_bytes
+
+        encrypt_bytes(table[columns].to_csv(index=False).encode("utf-8"), work / "split.csv.rcenc", key)
     if data.skipped:
         from radcnn.data.layouts.common import write_skipped_csv
 
