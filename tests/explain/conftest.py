@@ -23,26 +23,32 @@ def load_blob_task():
     return sys.modules[name]
 
 
-blob_task = load_blob_task()
+_blob_task = load_blob_task()
 SIZE = 48
+
+
+@pytest.fixture(scope="session")
+def blob_task():
+    """The blob_task helper module (make_blobs, train_seed_cnn, write_run)."""
+    return _blob_task
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_torch_thread():
-    with blob_task.one_thread():
+    with _blob_task.one_thread():
         yield
 
 
 @pytest.fixture(scope="session")
 def trained():
     """(model, spec): the seed CNN trained on 256 blob images at 48×48 (about 10 s on a busy 2-core machine)."""
-    model = blob_task.train_seed_cnn(blob_task.make_blobs(256, size=SIZE, seed=0), epochs=4)
+    model = _blob_task.train_seed_cnn(_blob_task.make_blobs(256, size=SIZE, seed=0), epochs=4)
     return model, ModelSpec("seed_cnn", (SIZE, SIZE), ("nodule",), thresholds=(0.5,))
 
 
 @pytest.fixture(scope="session")
 def held_out():
-    return blob_task.make_blobs(40, size=SIZE, seed=7)
+    return _blob_task.make_blobs(40, size=SIZE, seed=7)
 
 
 @pytest.fixture(scope="session")
@@ -63,5 +69,5 @@ def true_positives(trained, held_out):
 def run_dir(trained, held_out, tmp_path_factory):
     """A run directory over 20 held-out images stored as 96×96 PNGs (boxes in stored pixels)."""
     model, _ = trained
-    subset = blob_task.BlobSet(held_out.images[:20], held_out.labels[:20], held_out.boxes[:20])
-    return blob_task.write_run(tmp_path_factory.mktemp("explain_run"), model, subset, stored_scale=2)
+    subset = _blob_task.BlobSet(held_out.images[:20], held_out.labels[:20], held_out.boxes[:20])
+    return _blob_task.write_run(tmp_path_factory.mktemp("explain_run"), model, subset, stored_scale=2)

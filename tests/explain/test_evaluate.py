@@ -81,3 +81,14 @@ def test_nih_box_lists_are_matched_by_file_name(tmp_path):
     csv.write_text("Image Index,Finding Label,Bbox [x,y,w,h],,,\nimg001.png,Nodule,10,20,30,40,,,\n")
     boxes = boxes_by_path("ignored.csv", boxes_csv=csv)
     assert boxes == {"img001.png": [Box(10, 20, 40, 60, "Nodule")]}
+
+
+def test_explain_eval_says_why_there_is_nothing_to_score(trained, held_out, blob_task, tmp_path):
+    model, _ = trained
+    subset = blob_task.BlobSet(held_out.images[:6], held_out.labels[:6], held_out.boxes[:6])
+    run = blob_task.write_run(tmp_path, model, subset, stored_scale=1)
+    labels = pd.read_csv(tmp_path / "data" / "labels.csv")
+    labels["boxes"] = "[]"
+    labels.to_csv(tmp_path / "data" / "labels.csv", index=False)
+    with pytest.raises(DataError, match="no positive 'nodule' image of the test split has lesion boxes"):
+        evaluate_run_explanations(run, methods="gradcam")

@@ -11,6 +11,7 @@ from radcnn.explain.localisation import (
     parse_boxes,
     pointing_game,
     read_nih_bboxes,
+    standard_tolerance,
 )
 
 SHARED = Path(__file__).parents[2] / ".." / "shared" / "data"
@@ -47,6 +48,7 @@ def test_pointing_game():
     tie = np.zeros((4, 4))
     tie[0, 0] = tie[3, 3] = 1
     assert pointing_game(tie, mask)
+    assert standard_tolerance((224, 224)) == 15.0 and standard_tolerance((128, 256)) == pytest.approx(15 * 128 / 224)
 
 
 def test_mass_inside_counts_positive_evidence_only():

@@ -19,7 +19,7 @@ def scores_table(evaluation) -> Table:
         ("deletion AUC ↓ (random)", "right"),
         ("beats random", "right"),
         ("insertion AUC ↑ (random)", "right"),
-        ("pointing game", "right"),
+        ("pointing game (strict)", "right"),
         ("mass in boxes (area)", "right"),
         ("sanity ρ", "right"),
         ("sanity", "center"),
@@ -33,7 +33,7 @@ def scores_table(evaluation) -> Table:
             f"{s.deletion_auc:.3f} ({s.deletion_auc_random:.3f})",
             f"{s.deletion_win_rate:.0%}",
             f"{s.insertion_auc:.3f} ({s.insertion_auc_random:.3f})",
-            f"{s.pointing_game:.2f}",
+            f"{s.pointing_game:.2f} ({s.pointing_game_strict:.2f})",
             f"{s.mass_in_boxes:.2f} ({s.box_area:.2f})",
             f"{s.sanity_correlation:+.2f}",
             "[green]pass[/]" if s.sanity_passed else "[red]FAIL[/]",
@@ -41,6 +41,8 @@ def scores_table(evaluation) -> Table:
         )
     table.caption = (
         "deletion: lower is better; insertion: higher is better; random = same image, random pixel order. "
+        f"pointing game: maximum within {evaluation.settings.get('pointing_tolerance_px', 0):.1f} px of a box "
+        "(15 px at 224×224; strict: inside). "
         "sanity ρ: Spearman correlation with the trained model's maps once every layer is re-initialised "
         f"(fails at ≥ {evaluation.settings.get('sanity_threshold', 0.5)})."
     )

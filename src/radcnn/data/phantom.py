@@ -66,9 +66,9 @@ class PhantomConfig:
     """Knobs of the generated population. The defaults are the demo's tuned difficulty (see the README)."""
 
     nodule_prevalence: float = 0.45  # fraction of patients with at least one nodule
-    nodule_counts: tuple[float, float, float] = (0.25, 0.35, 0.4)  # P(1, 2, 3 nodules) for a positive patient
-    nodule_diameter_mm: tuple[float, float] = (10.0, 35.0)  # log-uniform
-    nodule_contrast: tuple[float, float] = (0.3, 0.9)  # faint … dense, see phantom_lesions.DENSITY_PER_MM
+    nodule_counts: tuple[float, float, float] = (0.2, 0.3, 0.5)  # P(1, 2, 3 nodules) for a positive patient
+    nodule_diameter_mm: tuple[float, float] = (14.0, 40.0)  # log-uniform; above 30 mm a radiologist says mass
+    nodule_contrast: tuple[float, float] = (0.4, 1.0)  # faint … dense, see phantom_lesions.DENSITY_PER_MM
     nodule_growth: tuple[float, float] = (1.0, 1.1)  # diameter factor per follow-up
     consolidation_rate: float = 0.25  # fraction of patients with a pneumonia episode
     consolidation_density: tuple[float, float] = (0.18, 0.4)

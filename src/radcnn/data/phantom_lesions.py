@@ -26,7 +26,7 @@ LESION_LABELS = (NODULE, CONSOLIDATION)
 # about 0.003 per mm here (the lungs' 0.52 density deficit ~ 170 mm of lung). The phantom exaggerates this ten-fold
 # on purpose: the seed CNN, trained on ~400 images, learns nothing from physically faint nodules (measured test
 # ROC-AUC ~0.5), and the demo needs a task that is learnable but not trivial. `PhantomConfig.nodule_contrast`
-# scales it per nodule (the default 0.3–0.9 gives 3–9× physical), so faint small nodules remain.
+# scales it per nodule (the default 0.4–1.0 gives 4–10× physical), so faint small nodules remain.
 DENSITY_PER_MM = 0.03
 
 
@@ -92,6 +92,37 @@ def _inside_lungs(anatomy: Anatomy, poses: Sequence[Pose], side: int, a: float, 
     return True
 
 
+def _final_radius(spec: NoduleSpec, n_studies: int) -> float:
+    """Radius (body units) at the last study, when the nodule is largest."""
+    return 0.5 * spec.diameter_mm * spec.growth ** (n_studies - 1) * MM
+
+
+def _fits(
+    spec: NoduleSpec,
+    others: Sequence[NoduleSpec],
+    avoid: ConsolidationSpec | None,
+    anatomy: Anatomy,
+    poses: Sequence[Pose],
+) -> bool:
+    """Inside the lungs (with a margin) on every study at its first and last position, and apart from the rest."""
+    n = len(poses)
+    radius = _final_radius(spec, n) + 0.015
+    last = (spec.a + spec.drift[0] * (n - 1), spec.b + spec.drift[1] * (n - 1))
+    if not all(_inside_lungs(anatomy, poses, spec.side, a, b, radius) for a, b in ((spec.a, spec.b), last)):
+        return False
+    x, y = lung_point(anatomy, poses[0], spec.side, spec.a, spec.b)
+    for other in others:
+        ox, oy = lung_point(anatomy, poses[0], other.side, other.a, other.b)
+        if np.hypot(x - ox, y - oy) <= radius + _final_radius(other, n) + 0.04:
+            return False
+    if avoid is not None:
+        cx, cy = lung_point(anatomy, poses[0], avoid.side, avoid.a, avoid.b)
+        rx, ry = avoid.radii[0] * 1.6 + radius, avoid.radii[1] * 1.6 + radius
+        if ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1.0:
+            return False
+    return True
+
+
 def sample_nodules(
     rng: np.random.Generator,
     anatomy: Anatomy,
@@ -103,56 +134,33 @@ def sample_nodules(
     growth: tuple[float, float],
     avoid: ConsolidationSpec | None = None,
 ) -> tuple[NoduleSpec, ...]:
-    """Place `count` nodules (log-uniform diameters) inside the lungs, apart from each other and `avoid`."""
+    """Place `count` nodules (log-uniform diameters) inside the lungs, apart from each other and `avoid`.
+
+    Candidates are drawn uniformly in lung-relative coordinates and rejected if they would leave the lung on any
+    study; after 60 failed tries a nodule is left out (only a very small lung can cause that).
+    """
     nodules: list[NoduleSpec] = []
-    reference = poses[0]
+    log_lo, log_hi = np.log(diameter_mm[0]), np.log(diameter_mm[1])
     for _ in range(count):
         for _attempt in range(60):
-            diameter = float(np.exp(rng.uniform(np.log(diameter_mm[0]), np.log(diameter_mm[1]))))
-            rate = rng.uniform(*growth)
-            side, a, b = int(rng.choice((-1, 1))), rng.uniform(0.05, 0.97), rng.uniform(0.05, 0.97)
-            drift = (rng.normal(0.0, 0.006), rng.normal(0.0, 0.006))
-            final = diameter * rate ** (len(poses) - 1)
-            radius = 0.5 * final * MM + 0.015
-            far_a, far_b = a + drift[0] * (len(poses) - 1), b + drift[1] * (len(poses) - 1)
-            if not (
-                _inside_lungs(anatomy, poses, side, a, b, radius)
-                and _inside_lungs(anatomy, poses, side, far_a, far_b, radius)
-            ):
-                continue
-            x, y = lung_point(anatomy, reference, side, a, b)
-            clear = all(
-                np.hypot(*np.subtract((x, y), lung_point(anatomy, reference, o.side, o.a, o.b)))
-                > radius + 0.5 * o.diameter_mm * o.growth ** (len(poses) - 1) * MM + 0.04
-                for o in nodules
+            candidate = NoduleSpec(
+                side=int(rng.choice((-1, 1))),
+                a=rng.uniform(0.05, 0.97),
+                b=rng.uniform(0.05, 0.97),
+                diameter_mm=float(np.exp(rng.uniform(log_lo, log_hi))),
+                contrast=rng.uniform(*contrast),
+                lobulation=(
+                    rng.uniform(0, 0.12),
+                    rng.uniform(0, 2 * np.pi),
+                    rng.uniform(0, 0.08),
+                    rng.uniform(0, 2 * np.pi),
+                ),
+                growth=rng.uniform(*growth),
+                drift=(rng.normal(0.0, 0.006), rng.normal(0.0, 0.006)),
             )
-            if avoid is not None:
-                cx, cy = lung_point(anatomy, reference, avoid.side, avoid.a, avoid.b)
-                clear = clear and (
-                    ((x - cx) / (avoid.radii[0] * 1.6 + radius)) ** 2
-                    + ((y - cy) / (avoid.radii[1] * 1.6 + radius)) ** 2
-                    > 1.0
-                )
-            if not clear:
-                continue
-            nodules.append(
-                NoduleSpec(
-                    side=side,
-                    a=a,
-                    b=b,
-                    diameter_mm=diameter,
-                    contrast=rng.uniform(*contrast),
-                    lobulation=(
-                        rng.uniform(0, 0.12),
-                        rng.uniform(0, 2 * np.pi),
-                        rng.uniform(0, 0.08),
-                        rng.uniform(0, 2 * np.pi),
-                    ),
-                    growth=rate,
-                    drift=drift,
-                )
-            )
-            break
+            if _fits(candidate, nodules, avoid, anatomy, poses):
+                nodules.append(candidate)
+                break
     return tuple(nodules)
 
 

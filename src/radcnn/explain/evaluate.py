@@ -7,7 +7,8 @@ above the run's threshold) — the images where "where did the model look?" has 
 
 Per method (means over the images):
   deletion AUC vs random (lower is better), insertion AUC vs random (higher is better), share of images where
-  deletion beats random, pointing-game hit rate, positive attribution mass inside the boxes (chance level: the
+  deletion beats random, pointing-game hit rate (with the standard 15 px @ 224 tolerance, and strictly inside
+  a box), positive attribution mass inside the boxes (chance level: the
   boxes' share of the area), the sanity check's rank correlation once every layer is random and pass/fail, and
   seconds per image.
 """
@@ -25,7 +26,7 @@ from torch import nn
 
 from radcnn.errors import DataError
 from radcnn.explain.faithfulness import faithfulness_curves
-from radcnn.explain.localisation import boxes_mask, mass_inside, pointing_game
+from radcnn.explain.localisation import boxes_mask, mass_inside, pointing_game, standard_tolerance
 from radcnn.explain.registry import ExplainSettings, get_explainer, parse_methods
 from radcnn.explain.run import explain_images, image_seeds
 from radcnn.explain.sanity import SANITY_THRESHOLD, cascading_randomization
@@ -47,7 +48,8 @@ class MethodScores:
     deletion_win_rate: float  # share of images whose deletion AUC is below their random one
     insertion_auc: float
     insertion_auc_random: float
-    pointing_game: float
+    pointing_game: float  # hit rate with the standard tolerance (15 px at 224×224, scaled)
+    pointing_game_strict: float  # hit rate with the maximum strictly inside a box
     mass_in_boxes: float
     box_area: float  # mean share of the image inside the boxes: the chance level of mass_in_boxes
     sanity_correlation: float
@@ -119,12 +121,14 @@ def score_explanations(
 
     results = []
     for name in names:
-        curves, hits, mass, area = [], [], [], []
+        curves, hits, strict, mass, area = [], [], [], [], []
+        tolerance = standard_tolerance(images.shape[-2:])
         for i, item in enumerate(explanations):
             attribution = item.maps[name]
             curves.append(faithfulness_curves(score, images[i], attribution, steps=steps, n_random=n_random, seed=seed))
             mask = np.asarray(masks[i], dtype=bool)
-            hits.append(pointing_game(attribution, mask))
+            hits.append(pointing_game(attribution, mask, tolerance=tolerance))
+            strict.append(pointing_game(attribution, mask))
             mass.append(mass_inside(attribution, mask))
             area.append(mask.mean())
             done += 1
@@ -144,6 +148,7 @@ def score_explanations(
                 insertion_auc=float(np.mean([c.insertion_auc for c in curves])),
                 insertion_auc_random=float(np.mean([c.insertion_auc_random for c in curves])),
                 pointing_game=float(np.mean(hits)),
+                pointing_game_strict=float(np.mean(strict)),
                 mass_in_boxes=float(np.nanmean(mass)) if not np.isnan(mass).all() else float("nan"),
                 box_area=float(np.mean(area)),
                 sanity_correlation=sanity.final_correlation,
@@ -158,6 +163,7 @@ def score_explanations(
         "fill": settings.fill,
         "sanity_images": n_sanity,
         "sanity_threshold": sanity_threshold,
+        "pointing_tolerance_px": standard_tolerance(images.shape[-2:]),
         "seed": seed,
         **{k: v for k, v in asdict(settings).items() if v is not None},
     }
@@ -201,18 +207,29 @@ def evaluate_run_explanations(
     boxes = boxes_by_path(config.data.source, boxes_csv=boxes_csv)
     rows = rows[rows[label] == 1] if label in rows else rows.iloc[:0]
     rows = rows.iloc[np.random.default_rng(seed).permutation(len(rows))]
-    candidates = [im for im in read_run_images(rows, spec, label, boxes) if im.boxes]
-    if not candidates:
+    threshold = float(spec.thresholds[index]) if spec.task == "binary" else 0.5
+    scored = ScoredModel(model, spec)
+    chosen, n_boxed = [], 0
+    # Read the shuffled positives a chunk at a time and stop once enough true positives are found.
+    for start in range(0, len(rows), 4 * max_images):
+        boxed = [
+            im for im in read_run_images(rows.iloc[start : start + 4 * max_images], spec, label, boxes) if im.boxes
+        ]
+        n_boxed += len(boxed)
+        if boxed:
+            probs = scored.predict(np.stack([im.array for im in boxed]))[:, index]
+            chosen += [im for im, p in zip(boxed, probs, strict=True) if p >= threshold]
+        if len(chosen) >= max_images:
+            break
+    chosen = chosen[:max_images]
+    if not n_boxed:
         raise DataError(
             f"{run_dir}: no positive {label!r} image of the {split} split has lesion boxes "
             f"(boxes come from the labels CSV's 'boxes' column or --boxes BBox_List_2017.csv)"
         )
-    probs = ScoredModel(model, spec).predict(np.stack([im.array for im in candidates]))[:, index]
-    threshold = float(spec.thresholds[index]) if spec.task == "binary" else 0.5
-    chosen = [im for im, p in zip(candidates, probs, strict=True) if p >= threshold][:max_images]
     if not chosen:
         raise DataError(
-            f"{run_dir}: none of the {len(candidates)} positive {split} image(s) with boxes is a true positive "
+            f"{run_dir}: none of the {n_boxed} positive {split} image(s) with boxes is a true positive "
             f"at threshold {threshold:.3f}; localisation scores need correctly detected lesions"
         )
     size = tuple(int(s) for s in spec.input_size)

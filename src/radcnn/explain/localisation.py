@@ -1,7 +1,8 @@
 """Localisation: does the map point at the lesion? Pointing game and attribution mass inside boxes or masks.
 
-* Pointing game (Zhang et al. 2016): a hit when the map's maximum falls inside a lesion (optionally within
-  `tolerance` pixels of it). A map with no unique signal (all values equal) is a miss.
+* Pointing game (Zhang et al. 2016): a hit when the map's maximum falls inside a lesion or within `tolerance`
+  pixels of it. The paper's (and TorchRay's) tolerance is 15 pixels at 224×224; `standard_tolerance` scales it to
+  other input sizes. A map with no unique signal (all values equal) is a miss.
 * Mass inside: the share of the map's positive mass (evidence *for* the target) that lies inside the lesions.
   Its chance level is the lesions' share of the image area, reported beside it.
 
@@ -64,6 +65,11 @@ def _span(low: float, high: float, limit: int) -> tuple[int, int]:
         start = math.floor((low + high) / 2)
         stop = start + 1
     return max(0, start), min(limit, stop)
+
+
+def standard_tolerance(shape: tuple[int, int]) -> float:
+    """The pointing game's 15-pixel tolerance at 224×224, scaled to an image of `shape` (shorter side)."""
+    return 15.0 * min(shape) / 224.0
 
 
 def pointing_game(attribution: np.ndarray, mask: np.ndarray, *, tolerance: float = 0.0) -> bool:
