@@ -208,7 +208,7 @@ def prior_shift_threshold(y_val, p_val, p_test, *, max_iter: int = 1000, tol: fl
     prior_val = float(np.mean(y_val))
     posterior = platt.predict_proba(logit(p_test)[:, None])[:, 1]
     prior = prior_val
-    for iteration in range(1, max_iter + 1):
+    for iteration in range(1, max_iter + 1):  # noqa: B007  (the count is reported below)
         pos = prior / prior_val * posterior
         neg = (1 - prior) / (1 - prior_val) * (1 - posterior)
         new = float(np.mean(pos / (pos + neg)))
