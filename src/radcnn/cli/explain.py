@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
         layer: str = typer.Option(None, help="Grad-CAM layer (module name); default: found automatically."),
         samples: int = typer.Option(None, help="Samples for LIME / Kernel SHAP (default 300) and Gradient SHAP (16)."),
         segments: int = typer.Option(100, help="SLIC superpixels for LIME / Kernel SHAP."),
-        fill: str = typer.Option("mean", help="What hides a region: mean | zero | blur."),
+        fill: str = typer.Option("blur", help="What hides a region: blur | mean | zero."),
         seed: int = typer.Option(0, help="Seed for the random methods; same seed, same maps."),
         on_error: str = typer.Option("fail", help="fail | skip unreadable image files."),
         list_methods: bool = typer.Option(False, "--list", help="List the explanation methods and exit."),

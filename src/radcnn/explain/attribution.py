@@ -4,8 +4,9 @@
   black image (air) to the input; the attributions sum to logit(input) − logit(black).
 * Gradient SHAP (Lundberg & Lee 2017) is its expectation over several baselines and random points on the paths;
   the baselines are black, the image's mean intensity and a blurred copy, so no single reference dominates.
-* Occlusion (Zeiler & Fergus 2014) slides a square patch filled with the image mean (`ExplainSettings.fill`) and
-  records the drop in the target's probability; a pixel's value is the mean drop over the patches covering it.
+* Occlusion (Zeiler & Fergus 2014) slides a square patch that shows the blurred image instead (see
+  `radcnn.explain.perturb`; `ExplainSettings.fill`) and records the drop in the target's probability; a pixel's
+  value is the mean drop over the patches covering it.
 """
 
 from __future__ import annotations

@@ -92,6 +92,7 @@ def score_explanations(
     settings: ExplainSettings | None = None,
     steps: int = 25,
     n_random: int = 3,
+    deletion_fill: str = "blur",
     sanity_images: int = 4,
     sanity_steps: int | None = 6,
     sanity_threshold: float = SANITY_THRESHOLD,
@@ -125,7 +126,11 @@ def score_explanations(
         tolerance = standard_tolerance(images.shape[-2:])
         for i, item in enumerate(explanations):
             attribution = item.maps[name]
-            curves.append(faithfulness_curves(score, images[i], attribution, steps=steps, n_random=n_random, seed=seed))
+            curves.append(
+                faithfulness_curves(
+                    score, images[i], attribution, steps=steps, fill=deletion_fill, n_random=n_random, seed=seed
+                )
+            )
             mask = np.asarray(masks[i], dtype=bool)
             hits.append(pointing_game(attribution, mask, tolerance=tolerance))
             strict.append(pointing_game(attribution, mask))
@@ -160,7 +165,7 @@ def score_explanations(
     used = {
         "steps": steps,
         "n_random": n_random,
-        "fill": settings.fill,
+        "deletion_fill": deletion_fill,
         "sanity_images": n_sanity,
         "sanity_threshold": sanity_threshold,
         "pointing_tolerance_px": standard_tolerance(images.shape[-2:]),

@@ -1,9 +1,10 @@
 """Faithfulness: deletion and insertion curves (Petsiuk et al. 2018, RISE) and their AUCs, against random orders.
 
-Deletion hides the most-attributed pixels first (filled as `fill`, the image mean by default) and records the
-target's probability after each step; a faithful map makes it fall fast, so a *lower* deletion AUC is better.
-Insertion starts from a blurred copy (the RISE convention: no lesion detail, but no out-of-distribution black)
-and puts the most-attributed pixels back first; a *higher* insertion AUC is better.
+Deletion replaces the most-attributed pixels first by a blurred copy of the image (`fill`, see
+`radcnn.explain.perturb` for why not black or the mean) and records the target's probability after each step; a
+faithful map makes it fall fast, so a *lower* deletion AUC is better. Insertion starts from the blurred copy (the
+RISE convention) and puts the most-attributed pixels back first; a *higher* insertion AUC is better. With the
+default fill both curves walk between the same two images, in opposite directions.
 
 Every map is compared with random orderings of the same pixels on the same image (same fill, same steps), so the
 numbers say how much better than chance the map ranks what matters — an absolute AUC depends on the image and
@@ -109,7 +110,7 @@ def faithfulness_curves(
     attribution: np.ndarray,
     *,
     steps: int = 25,
-    fill: str = "mean",
+    fill: str = "blur",
     n_random: int = 3,
     seed: int = 0,
     batch_size: int = 64,

@@ -1,9 +1,11 @@
 """What goes where a region is hidden: the fill images shared by the perturbation methods and the faithfulness curves.
 
-A black patch in a chest radiograph reads as air (a pneumothorax, say): a strong cue of its own, so hiding a region
-with 0 can change the prediction for reasons unrelated to what was hidden. The default fill is therefore each
-image's mean intensity; ``"zero"`` (black) and ``"blur"`` (a heavily blurred copy, the RISE insertion start) are
-available for comparison.
+The default is ``"blur"``: a heavily blurred copy of the image (sigma = 1/16 of the side), so a hidden region keeps
+its local brightness but loses its detail — a nodule disappears, a lung stays a lung. Constant fills add cues of
+their own: black (``"zero"``) reads as air, and scattered black pixels are far outside anything the model saw;
+the image's mean gray (``"mean"``) paints bright patches into the dark lungs, i.e. nodule-like spots. On the
+phantom nodule task, deleting Integrated Gradients' top pixels into the mean *raised* the probability (deletion
+AUC 0.75 vs 0.59 for random orders) while deleting them into the blur lowered it (0.30 vs 0.64).
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ def blur(images: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
     return out.reshape(images.shape)
 
 
-def fill_like(images: torch.Tensor, kind: str = "mean") -> torch.Tensor:
-    """The image each pixel is replaced by when it is "removed": per-image mean, zeros, or a blurred copy."""
+def fill_like(images: torch.Tensor, kind: str = "blur") -> torch.Tensor:
+    """The image each pixel is replaced by when it is "removed": a blurred copy, the per-image mean, or zeros."""
     if kind == "mean":
         return images.mean(dim=(-2, -1), keepdim=True).expand_as(images).contiguous()
     if kind == "zero":

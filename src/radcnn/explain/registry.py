@@ -56,7 +56,7 @@ class ExplainSettings:
     perturbations_per_eval: int = 50  # perturbed images per forward pass (LIME, Kernel SHAP, Occlusion)
     occlusion_window: int | None = None  # square patch side in pixels; None = 1/8 of the shorter side
     occlusion_stride: int | None = None  # None = half the window
-    fill: str = "mean"  # what perturbation methods put where they hide a region: "mean" | "zero" | "blur"
+    fill: str = "blur"  # what perturbation methods put where they hide a region: "blur" | "mean" | "zero"
 
     def __post_init__(self) -> None:
         if self.fill not in FILLS:
@@ -67,7 +67,7 @@ class ExplainSettings:
             raise ExplanationError("ig_steps and n_segments must be ≥ 2 and perturbations_per_eval ≥ 1")
 
 
-FILLS = ("mean", "zero", "blur")
+FILLS = ("blur", "mean", "zero")
 
 Explainer = Callable[..., object]
 

@@ -1,6 +1,6 @@
 """LIME and Kernel SHAP on SLIC superpixels (Captum `Lime` / `KernelShap`, scikit-image `slic`).
 
-Both switch superpixels off (replaced by the image mean, `ExplainSettings.fill`) at random, run the model on the
+Both switch superpixels off (replaced by the blurred image, `ExplainSettings.fill`) at random, run the model on the
 perturbed images in batches (`perturbations_per_eval`), and fit a weighted linear model of the target's
 probability on the on/off pattern; a superpixel's coefficient is its attribution, painted over its pixels.
 
