@@ -6,13 +6,14 @@
 Each method explains the same `--images` phantom radiographs one call per image (after one warm-up call, which
 pays for imports and the Grad-CAM layer search); the median over images is reported with the settings that
 define the cost (samples, superpixels, steps, patch geometry). For context the JSON also gives the time of one
-forward pass at batch 1 and at the perturbation batch size, in the same run, plain eager fp32 (what the methods
-use). The weights are random unless `--weights` names a trained model: the cost does not depend on them.
+forward pass at batch 1 and at the perturbation batch size, in the same run, plain eager fp32, and in the
+channels-last layout that the perturbation methods switch to (same values, about twice as fast on CPU). The weights are random unless `--weights` names a trained model: the cost does not depend on them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -33,9 +34,12 @@ def phantom_images(n: int, size: int, seed: int = 0) -> np.ndarray:
     )
 
 
-def forward_seconds(model: torch.nn.Module, size: int, batch: int, repeat: int = 3) -> float:
+def forward_seconds(model: torch.nn.Module, size: int, batch: int, repeat: int = 3, fast: bool = False) -> float:
+    """One forward pass, plain eager fp32, or (`fast`) in the channels-last layout the perturbation methods use."""
+    from radcnn.explain.targets import channels_last
+
     x = torch.rand(batch, 1, size, size)
-    with torch.inference_mode():
+    with torch.inference_mode(), channels_last(model) if fast else contextlib.nullcontext():
         model(x)
         began = time.perf_counter()
         for _ in range(repeat):
@@ -108,6 +112,9 @@ def main() -> None:
             "batch_1": round(forward_seconds(model, size, 1), 4),
             f"batch_{settings.perturbations_per_eval}": round(
                 forward_seconds(model, size, settings.perturbations_per_eval), 4
+            ),
+            f"batch_{settings.perturbations_per_eval}_channels_last": round(
+                forward_seconds(model, size, settings.perturbations_per_eval, fast=True), 4
             ),
         },
         "methods": per_method,

@@ -73,7 +73,8 @@ GENERIC = Recipe("", size=28, epochs=20)
 MIN_SIZE = {"densenet121": 64, "efficientnet_b0": 64}
 
 
-def resolve_recipes(names: str, epochs: int | None, size: int | None, seeds: str | None) -> dict[str, Recipe]:
+def resolve_recipes(names: str, overrides: dict) -> dict[str, Recipe]:
+    """Recipes by name (a registered model name gets the generic recipe); `overrides` replace fields when not None."""
     from radcnn.models.registry import model_names
 
     recipes = {}
@@ -85,13 +86,7 @@ def resolve_recipes(names: str, epochs: int | None, size: int | None, seeds: str
         else:
             valid = sorted(RECIPES) + model_names()
             raise SystemExit(f"unknown recipe or model {name!r}; valid: {', '.join(valid)}")
-        recipe = replace(
-            recipe,
-            epochs=epochs or recipe.epochs,
-            size=size or recipe.size,
-            seeds=tuple(int(s) for s in seeds.split(",")) if seeds else recipe.seeds,
-        )
-        recipes[name] = recipe
+        recipes[name] = replace(recipe, **{k: v for k, v in overrides.items() if v is not None})
     return recipes
 
 
@@ -283,7 +278,15 @@ def run(args: argparse.Namespace) -> dict:
 
     _quiet()
     label, counts = file_summary(args.npz)
-    recipes = resolve_recipes(args.models, args.epochs, args.size, args.seeds)
+    overrides = {
+        "epochs": args.epochs,
+        "size": args.size,
+        "seeds": tuple(int(s) for s in args.seeds.split(",")) if args.seeds else None,
+        "augment": args.augment,
+        "class_balance": args.class_balance,
+        "lr": args.lr,
+    }
+    recipes = resolve_recipes(args.models, overrides)
     cores = os.cpu_count() or 1
     n_members = sum(len(r.seeds) for r in recipes.values())
     jobs = args.jobs or max(1, min(n_members, cores))
@@ -379,6 +382,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="override every recipe's epochs")
     parser.add_argument("--size", type=int, help="override every recipe's image side (upsampled from the file's)")
     parser.add_argument("--seeds", help="override every recipe's seeds, e.g. 0,1,2")
+    parser.add_argument("--augment", choices=("none", "light", "standard", "strong"), help="override the preset")
+    parser.add_argument("--class-balance", choices=("none", "pos_weight", "sampler"), help="override class balance")
+    parser.add_argument("--lr", type=float, help="override the learning rate")
     parser.add_argument("--out", help="also write the JSON here")
     parser.add_argument("--quick", action="store_true", help="smoke test: one seed_cnn, 2 epochs, 200 resamples")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CIs")
