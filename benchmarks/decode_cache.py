@@ -7,8 +7,9 @@ body, rib-like bands and per-file quantum noise, so that the lossless codecs see
 measures on the same files, per transfer syntax and overall:
 
 * ``pydicom_loop``: ``dcmread(f).pixel_array`` in one process — the bare decode, nothing else;
-* ``serial_pipeline``: ``preprocess(read_image(f), 224×224)`` in one process — the same work the cache does
-  (modality LUT, window, resize), without hashing, processes or the store;
+* ``serial_pipeline``: ``preprocess(read_image(f, target_size=224×224), 224×224)`` in one process — the same
+  work the cache does (JPEG 2000 decoded at the smallest resolution level ≥ 224, modality LUT, window, resize),
+  without hashing, processes or the store;
 * ``parallel_cache``: ``build_cache(..., workers=N)`` into a fresh cache (read + hash + decode + window + resize
   + quantise in N worker processes, rows copied into the memory map);
 
@@ -103,7 +104,7 @@ def serial_pipeline(paths: list[Path], size: tuple[int, int]) -> None:
     from radcnn.data.reader import read_image
 
     for path in paths:
-        preprocess(read_image(path)[0], size)
+        preprocess(read_image(path, target_size=size)[0], size)
 
 
 def parallel_cache(paths: list[Path], size: tuple[int, int], cache_dir: Path, workers: int) -> None:

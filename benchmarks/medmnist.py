@@ -63,9 +63,9 @@ class Recipe:
 
 
 RECIPES = {
-    "resnet18_ens": Recipe("resnet18", size=28, epochs=20, seeds=(0, 1, 2, 3)),
+    "resnet18_ens": Recipe("resnet18", size=40, epochs=7, seeds=(0, 1, 2, 3)),
     "seed_cnn_ens": Recipe("seed_cnn", size=28, epochs=30, seeds=(0, 1, 2, 3)),
-    "quick": Recipe("seed_cnn", size=28, epochs=2, seeds=(0,)),
+    "quick": Recipe("seed_cnn", size=28, epochs=2, seeds=(0, 1)),
 }
 DEFAULT_RECIPES = "resnet18_ens"
 # Registered models without a recipe get this one; DenseNet/EfficientNet need more than 28 pixels.

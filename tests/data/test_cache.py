@@ -44,7 +44,7 @@ def _stop_after(k: int):
 
 
 def _expected(path: Path, size=SIZE, window="stored") -> np.ndarray:
-    return preprocess(read_image(path, window=window)[0], size)
+    return preprocess(read_image(path, window=window, target_size=size)[0], size)
 
 
 def test_values_equal_direct_read_and_preprocess(tmp_path, image_files):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import hashlib
 import logging
 import multiprocessing
 import os
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radcnn.data.cache_store import STORAGE_SCALE, RowStore, digest, quantize, to_float
+from radcnn.data.cache_store import STORAGE_SCALE, RowStore, content_key, digest, quantize, to_float
 from radcnn.data.preprocess import check_size, preprocess
 from radcnn.data.reader import read_image_bytes
 from radcnn.data.windowing import Window, check_window
@@ -266,10 +265,10 @@ def _process_file(path: str, size: tuple[int, int], window: Window, known: froze
             raise ImageReadError(path, "is a directory, not an image file")
         with open(path, "rb") as handle:
             data = handle.read()
-        sha = hashlib.sha256(data).hexdigest()
+        sha = content_key(data)
         if sha in known:
             return path, sha, (stat.st_size, stat.st_mtime_ns), None, None
-        image, _meta = read_image_bytes(Path(path), data, window=window)
+        image, _meta = read_image_bytes(Path(path), data, window=window, target_size=size)
         row = quantize(preprocess(image, size)[0])
     except ImageReadError as exc:
         return path, None, None, None, exc.reason

@@ -6,8 +6,8 @@
       store-<params key>/      key = hash of (size, window, READER_VERSION, storage format)
         params.json            the parameters, for people
         rows.u16               row r = one preprocessed image, uint16, H*W values at offset r*H*W*2
-        index.json             {"generation": id, "rows": n committed, "content": {sha256 of file bytes: row},
-                                "files": {absolute path: [size, mtime_ns, sha256]}}
+        index.json             {"generation": id, "rows": n committed, "content": {XXH3-128 of file bytes: row},
+                                "files": {absolute path: [size, mtime_ns, key]}}
         views/<paths key>.u16  a row-aligned copy, only when a path list's rows are not contiguous
         .lock                  held (flock) while a build writes
 
@@ -63,6 +63,18 @@ def to_float(stored: np.ndarray) -> np.ndarray:
 
 def digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
+def content_key(data: bytes) -> str:
+    """The key of a file's bytes: XXH3-128, hex.
+
+    Not SHA-256: hashing is per-file work in the decode loop, and SHA-256 costs 1.2 ms per 2 MB radiograph here
+    (more than pydicom's whole read of an uncompressed file) against 0.03 ms for XXH3. The cache needs keys that
+    do not collide by accident; anyone able to craft a collision could simply edit the images instead.
+    """
+    import xxhash
+
+    return xxhash.xxh3_128_hexdigest(data)
 
 
 class RowStore:

@@ -31,6 +31,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder, pix
 
 from radcnn.data.codestream import codestream_size
 from radcnn.data.reader import MAX_PIXELS, ImageMeta
+from radcnn.data.reduced_decode import decode_reduced
 from radcnn.data.windowing import (
     Window,
     apply_full_range,
@@ -57,8 +58,14 @@ _ATTRIBUTES = {
 }
 
 
-def read_dicom(path: Path, data: bytes, *, window: Window, frame: int | None) -> tuple[np.ndarray, ImageMeta]:
-    """Decode one DICOM file held in `data` (see the module docstring for the pipeline)."""
+def read_dicom(
+    path: Path, data: bytes, *, window: Window, frame: int | None, target_size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, ImageMeta]:
+    """Decode one DICOM file held in `data` (see the module docstring for the pipeline).
+
+    With `target_size`, a JPEG 2000 frame may be decoded at a reduced resolution no smaller than it
+    (:mod:`radcnn.data.reduced_decode`).
+    """
 
     notes: list[str] = []
     headerless = data[128:132] != b"DICM"
@@ -89,8 +96,10 @@ def read_dicom(path: Path, data: bytes, *, window: Window, frame: int | None) ->
     if photometric not in _MONOCHROME + _COLOUR and keyword == "PixelData":
         raise ImageReadError(path, f"unsupported PhotometricInterpretation {photometric!r}")
 
-    _check_codestream(path, ds, index, n_frames, rows, cols)
-    raw = _decode(path, ds, index)
+    codestream = _check_codestream(path, ds, index, n_frames, rows, cols)
+    raw = decode_reduced(ds, codestream, target_size) if codestream is not None else None
+    if raw is None:
+        raw = _decode(path, ds, index)
     bits_stored = _int(path, ds, "BitsStored", default=0) or None
     if photometric in _COLOUR and keyword == "PixelData":
         image, applied = _colour(path, ds, raw, photometric, bits_stored, window, notes)
@@ -160,10 +169,13 @@ def _choose_frame(path: Path, frame: int | None, n_frames: int, notes: list[str]
     return int(frame)
 
 
-def _check_codestream(path: Path, ds, index: int, n_frames: int, rows: int, cols: int) -> None:
-    """Refuse a compressed frame whose own header claims more pixels than Rows × Columns (corrupt data)."""
+def _check_codestream(path: Path, ds, index: int, n_frames: int, rows: int, cols: int) -> bytes | None:
+    """Refuse a compressed frame whose own header claims more pixels than Rows × Columns (corrupt data).
+
+    Returns the frame's codestream (None for native pixel data).
+    """
     if not ds.file_meta.TransferSyntaxUID.is_encapsulated or "PixelData" not in ds:
-        return
+        return None
     try:
         frame = get_frame(ds.PixelData, index, number_of_frames=n_frames)
     except Exception as exc:  # malformed item tags or offsets inside the encapsulated pixel data
@@ -175,6 +187,7 @@ def _check_codestream(path: Path, ds, index: int, n_frames: int, rows: int, cols
             f"corrupt pixel data: frame {index} codestream declares {declared[0]}×{declared[1]} pixels "
             f"but Rows × Columns is {rows}×{cols}",
         )
+    return frame
 
 
 def _decode(path: Path, ds, index: int) -> np.ndarray:
@@ -186,6 +199,13 @@ def _decode(path: Path, ds, index: int) -> np.ndarray:
         raise ImageReadError(
             path, f"corrupt or undecodable pixel data ({tsyntax.name}): {type(exc).__name__}: {exc}"
         ) from exc
+    except BaseException as exc:
+        # Rust decoders (pylibjpeg-rle) turn an out-of-bounds read on corrupt data into pyo3's PanicException,
+        # which derives from BaseException; found by the fuzz test. Anything else (Ctrl-C, exit) propagates.
+        if type(exc).__name__ != "PanicException":
+            raise
+        tsyntax = ds.file_meta.TransferSyntaxUID
+        raise ImageReadError(path, f"corrupt or undecodable pixel data ({tsyntax.name}): decoder panic: {exc}") from exc
     require_finite(path, arr)
     return arr
 

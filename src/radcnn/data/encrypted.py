@@ -226,7 +226,7 @@ def _decode(task: tuple[int, str], size: tuple[int, int], window, key, cache) ->
         return index, None, "file not found (nor an encrypted .rcenc beside it)"
     try:
         data = read_plaintext(stored, key, cache=cache)
-        image, _meta = read_image_bytes(Path(path), data, window=window)
+        image, _meta = read_image_bytes(Path(path), data, window=window, target_size=size)
         return index, quantize(preprocess(image, size)[0]), None
     except ImageReadError as exc:
         return index, None, exc.reason

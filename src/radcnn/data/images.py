@@ -27,9 +27,14 @@ _COLOUR_MODES = ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV", "P", "PA"
 
 
 def read_pil_image(
-    path: Path, data: bytes, fmt: str, *, window: Window, frame: int | None
+    path: Path, data: bytes, fmt: str, *, window: Window, frame: int | None, target_size: tuple[int, int] | None = None
 ) -> tuple[np.ndarray, ImageMeta]:
-    """Decode a PNG, JPEG or TIFF held in `data`; `frame` picks a page of a multi-page TIFF."""
+    """Decode a PNG, JPEG or TIFF held in `data`; `frame` picks a page of a multi-page TIFF.
+
+    With `target_size`, a JPEG is decoded with libjpeg's DCT scaling (1/2, 1/4 or 1/8) to the smallest size that
+    is still at least the target's larger side on both axes (whatever the EXIF orientation): several times
+    faster for a 2,000-pixel JPEG headed for 224×224, and an area-like low-pass rather than an aliasing one.
+    """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     notes: list[str] = []
@@ -41,6 +46,9 @@ def read_pil_image(
                 img.seek(index)
             if img.width * img.height > MAX_PIXELS:
                 raise ImageReadError(path, f"implausible image size {img.width}×{img.height}")
+            if fmt == "jpeg" and target_size is not None:
+                side = max(int(s) for s in target_size)
+                img.draft(img.mode, (side, side))
             orientation = img.getexif().get(0x0112, 1) if fmt in ("jpeg", "tiff") else 1
             if orientation not in (None, 1):
                 img = ImageOps.exif_transpose(img)

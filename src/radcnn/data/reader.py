@@ -40,7 +40,7 @@ from radcnn.errors import ImageReadError, MissingExtraError
 log = logging.getLogger(__name__)
 
 # Bumped whenever a change to any reader or to `preprocess` changes output values: part of every cache key.
-READER_VERSION = 1
+READER_VERSION = 2  # 2: reduced-resolution JPEG 2000 / JPEG decoding for a known target size
 
 FORMATS = ("dicom", "png", "jpeg", "tiff", "nifti")
 
@@ -79,16 +79,30 @@ class ImageMeta:
 
 
 def read_image(
-    path: str | os.PathLike[str], *, window: Window = "stored", frame: int | None = None
+    path: str | os.PathLike[str],
+    *,
+    window: Window = "stored",
+    frame: int | None = None,
+    target_size: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, ImageMeta]:
-    """Read one 2-D image as float32 (H, W) in [0, 1] (see the module docstring for the convention)."""
+    """Read one 2-D image as float32 (H, W) in [0, 1] (see the module docstring for the convention).
+
+    `target_size` (height, width) says that the caller will shrink the image to that size: codecs that can
+    decode at a lower resolution (JPEG 2000 levels, JPEG DCT scaling) then do so, never below it. The cache and
+    inference pass the model's input size, so both see the same pixels.
+    """
     path = Path(path)
     window = check_window(window)
-    return read_image_bytes(path, _read_bytes(path), window=window, frame=frame)
+    return read_image_bytes(path, _read_bytes(path), window=window, frame=frame, target_size=target_size)
 
 
 def read_image_bytes(
-    path: Path, data: bytes, *, window: Window = "stored", frame: int | None = None
+    path: Path,
+    data: bytes,
+    *,
+    window: Window = "stored",
+    frame: int | None = None,
+    target_size: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, ImageMeta]:
     """Decode `data` (the bytes of `path`). The cache uses this to read each file once for hashing and decoding."""
     path = Path(path)
@@ -103,7 +117,7 @@ def read_image_bytes(
     if fmt is None:
         raise ImageReadError(path, f"not a readable image: content matches no reader ({_describe(path, data)})")
     try:
-        image, meta = _dispatch(fmt, path, data, window, frame)
+        image, meta = _dispatch(fmt, path, data, window, frame, target_size)
     except (ImageReadError, MissingExtraError):
         raise
     except Exception as exc:  # the reader boundary: every library failure becomes an ImageReadError
@@ -111,19 +125,19 @@ def read_image_bytes(
     return _checked(image, meta), meta
 
 
-def _dispatch(fmt: str, path: Path, data: bytes, window: Window, frame: int | None):
+def _dispatch(fmt: str, path: Path, data: bytes, window: Window, frame: int | None, target_size):
     # Format modules are imported lazily: `import radcnn` must not pay for pydicom, PIL and nibabel.
     if fmt == "dicom":
         from radcnn.data.dicom import read_dicom
 
-        return read_dicom(path, data, window=window, frame=frame)
+        return read_dicom(path, data, window=window, frame=frame, target_size=target_size)
     if fmt == "nifti":
         from radcnn.data.nifti import read_nifti
 
         return read_nifti(path, data, window=window, frame=frame)
     from radcnn.data.images import read_pil_image
 
-    return read_pil_image(path, data, fmt, window=window, frame=frame)
+    return read_pil_image(path, data, fmt, window=window, frame=frame, target_size=target_size)
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -97,7 +97,7 @@ def read_run_images(
     for _, row in rows.iterrows():
         path = str(row["path"])
         try:
-            image, _meta = read_image(path, window=spec.window)
+            image, _meta = read_image(path, window=spec.window, target_size=size)
         except ImageReadError as exc:
             if on_error == "fail":
                 raise

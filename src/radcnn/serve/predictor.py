@@ -61,13 +61,16 @@ class Predictor:
         from radcnn.data.reader import read_image, read_image_bytes
 
         stored = stored_file(path)
+        size = (int(self.spec.input_size[0]), int(self.spec.input_size[1]))
+        # target_size: decoded exactly as the training cache decoded it (reduced-resolution JPEG 2000 / JPEG).
         if stored is None or (self.key is None and not is_encrypted_file(stored)):
-            image, meta = read_image(path, window=self.spec.window)  # plain file (or the reader's own error)
+            image, meta = read_image(path, window=self.spec.window, target_size=size)  # or the reader's own error
         else:
             # Decrypted in memory only; an encrypted file without a key raises KeyNeededError naming it.
             plain_name = Path(path).with_name(Path(path).name.removesuffix(ENCRYPTED_SUFFIX))
-            image, meta = read_image_bytes(plain_name, read_plaintext(stored, self.key), window=self.spec.window)
-        return preprocess(image, tuple(self.spec.input_size)), tuple(meta.warnings)
+            data = read_plaintext(stored, self.key)
+            image, meta = read_image_bytes(plain_name, data, window=self.spec.window, target_size=size)
+        return preprocess(image, size), tuple(meta.warnings)
 
     @torch.inference_mode()
     def predict_batch(self, images: np.ndarray) -> np.ndarray:
