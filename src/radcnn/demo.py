@@ -5,6 +5,8 @@ Everything is written under one folder (default `runs/demo/`)::
     data/            synthetic DICOM radiographs + labels.csv (+ lesion masks)
     run/             the trained run (config, split, best model, logs, metrics.json, predictions.csv,
                      report.html — self-contained, with Grad-CAM overlays in its gallery)
+    explain/         Grad-CAM, Integrated Gradients, occlusion, LIME and Kernel SHAP on four test images:
+                     gallery.html (methods side by side), per-image .npy maps and overlay PNGs
     demo_predictions.csv   `predict` on a few test images, as a user would call it
 """
 
@@ -34,6 +36,7 @@ class DemoSettings:
     seed: int = 0
     model: str = "seed_cnn"
     predict_count: int = 6
+    explain_count: int = 4  # test images in the explanation gallery (0: none)
 
 
 @dataclass
@@ -45,6 +48,7 @@ class DemoResult:
     predictions: list
     predictions_csv: Path
     report_html: Path
+    explain_gallery: Path | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -93,6 +97,17 @@ def run_demo(settings: DemoSettings, *, progress: ProgressFactory | None = None)
     report = generate_report(result.run_dir)
     seconds["report"] = time.perf_counter() - start
 
+    gallery = None
+    if settings.explain_count > 0:
+        from radcnn.explain.runs import explain_run_gallery
+
+        start = time.perf_counter()
+        with _progress(progress, "explaining test images") as tick:
+            gallery = explain_run_gallery(
+                result.run_dir, out / "explain", n_images=settings.explain_count, seed=settings.seed, progress=tick
+            ).gallery
+        seconds["explain"] = time.perf_counter() - start
+
     import pandas as pd
 
     test_rows = pd.read_csv(result.run_dir / "split.csv").query("split == 'test'")
@@ -121,6 +136,7 @@ def run_demo(settings: DemoSettings, *, progress: ProgressFactory | None = None)
         predictions,
         predictions_csv,
         report.html_path,
+        gallery,
         seconds,
     )
 

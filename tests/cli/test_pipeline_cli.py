@@ -103,6 +103,11 @@ def test_demo_runs_end_to_end_on_a_tiny_set(tmp_path, capsys):
         assert (out / name).is_file(), name
     assert (out / "demo_predictions.csv").is_file()
     assert Path(out / "run" / "metrics.json").stat().st_size > 0
+    gallery = (out / "explain" / "gallery.html").read_text()
+    for method in ("gradcam", "integrated_gradients", "occlusion", "lime", "kernel_shap"):
+        assert len(list((out / "explain").rglob(f"{method}.npy"))) == 4, method
+    assert "data:image/png;base64," in gallery and 'src="http' not in gallery  # self-contained, offline
+    assert "explanations" in text
 
 
 def test_on_error_skip_writes_skipped_csv_and_says_so(tmp_path, capsys):

@@ -37,6 +37,8 @@ def register(app: typer.Typer) -> None:
         console.print(f"[bold]time:[/] {timing}")
         console.print(f"[bold]results:[/] {result.out_dir.resolve()}")
         console.print(f"  report {result.report_html}")
+        if result.explain_gallery is not None:
+            console.print(f"  explanations {result.explain_gallery}")
         console.print(f"  data {result.labels_csv} | run {result.run_dir} | metrics {result.run_dir / 'metrics.json'}")
         console.print(
             "[bold]headline (test split, synthetic nodule task):[/] "
