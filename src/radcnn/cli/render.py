@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-error_console = Console(stderr=True)
+
+def _width(stream) -> int | None:
+    """Rich assumes 80 columns when output is piped or captured and then cuts table cells to "0.1…"; logs, CI and
+    `| tee` have room, so use 160 there (COLUMNS, when set, still wins)."""
+    return None if stream.isatty() or os.environ.get("COLUMNS") else 160
+
+
+console = Console(width=_width(sys.stdout))
+error_console = Console(stderr=True, width=_width(sys.stderr))
 
 
 def format_value(value: Any) -> str:
