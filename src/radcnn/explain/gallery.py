@@ -24,11 +24,11 @@ _TEMPLATE = """<!DOCTYPE html>
  body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
  h1 { font-size: 1.3em; }
  p.meta { color: #555; font-size: 0.9em; }
- table { border-collapse: collapse; }
+ table { border-collapse: collapse; width: 100%; }
  th, td { padding: 4px; text-align: center; vertical-align: top; }
  th { font-size: 0.85em; background: #f0f0f0; position: sticky; top: 0; }
- td.info { text-align: left; font-size: 0.8em; max-width: 14em; word-break: break-all; }
- img { width: {{ image_width }}px; height: auto; display: block; }
+ td.info { text-align: left; font-size: 0.8em; min-width: 8em; max-width: 14em; overflow-wrap: anywhere; }
+ img { width: 100%; max-width: {{ image_width }}px; min-width: 120px; height: auto; display: block; margin: auto; }
  .warn { color: #a40; }
  .scores { font-size: 0.75em; color: #333; }
 </style>

@@ -201,7 +201,8 @@ def write_explanations(
         files[folder] = entry
         rows.append(
             GalleryRow(
-                name=Path(item.source).name,
+                # Parent folder too: exports often name every study "study01.dcm" inside a per-patient folder.
+                name="/".join(Path(item.source).parts[-2:]),
                 target=item.target,
                 probability=item.probability,
                 input_png=input_png,
