@@ -100,15 +100,15 @@ def pydicom_loop(paths: list[Path]) -> None:
 
 
 def serial_pipeline(paths: list[Path], size: tuple[int, int]) -> None:
-    from radcnn.data.cache import preprocess
-    from radcnn.data.reader import read_image
+    from radcnn.data.readers.dispatch import read_image
+    from radcnn.data.transforms import preprocess
 
     for path in paths:
         preprocess(read_image(path, target_size=size)[0], size)
 
 
 def parallel_cache(paths: list[Path], size: tuple[int, int], cache_dir: Path, workers: int) -> None:
-    from radcnn.data.cache import build_cache
+    from radcnn.data.cache.build import build_cache
 
     cached = build_cache(paths, size=size, cache_dir=cache_dir, workers=workers)
     assert cached.decoded == len(paths) and cached.valid.all()
@@ -122,7 +122,7 @@ def read_throughput(cached, seconds: float = 1.5) -> dict[str, float]:
             cached[int(i)]
         done += n
     single = done / (time.perf_counter() - start)
-    from radcnn.data.cache_store import to_float
+    from radcnn.data.cache.store import to_float
 
     array, done, start = cached.array(), 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -181,7 +181,7 @@ def main() -> None:
                 "cpu_ms_per_file": {k: round(1000 * v[1] / n, 2) for k, v in best.items()},
             }
         result["build"] = per_group
-        from radcnn.data.cache import build_cache
+        from radcnn.data.cache.build import build_cache
 
         cached = build_cache(groups["all"], size=out_size, cache_dir=folder / "cache-all", workers=args.workers)
         assert cached.decoded == 0

@@ -24,8 +24,8 @@ from pathlib import Path
 
 def make_phantoms(folder: Path, n_files: int, size: int, seed: int = 0) -> int:
     """Write `n_files` phantom studies (several per patient) and return their total size in bytes."""
-    from radcnn.data.phantom import render_study, sample_patient
-    from radcnn.data.phantom_dicom import write_dicom
+    from radcnn.phantom.generator import render_study, sample_patient
+    from radcnn.phantom.writers import write_dicom
 
     written, patient = 0, 0
     while written < n_files:

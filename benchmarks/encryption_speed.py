@@ -38,8 +38,8 @@ def main() -> None:
 
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    from radcnn.privacy.encryption import decrypt_file, decrypt_to_bytes, encrypt_file
-    from radcnn.privacy.keys import Secret
+    from radcnn.encryption.cipher import decrypt_file, decrypt_to_bytes, encrypt_file
+    from radcnn.encryption.keys import Secret
 
     root = Path(tempfile.mkdtemp(prefix="radcnn-enc-bench-"))
     try:

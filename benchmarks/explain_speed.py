@@ -26,8 +26,8 @@ import torch
 
 
 def phantom_images(n: int, size: int, seed: int = 0) -> np.ndarray:
-    from radcnn.data.phantom import render_study, sample_patient
-    from radcnn.data.preprocess import preprocess
+    from radcnn.data.transforms import preprocess
+    from radcnn.phantom.generator import render_study, sample_patient
 
     return np.stack(
         [preprocess(render_study(sample_patient(seed, i), 0, size=256).image, (size, size)) for i in range(n)]

@@ -1,7 +1,7 @@
 """MedMNIST benchmark: train radcnn models on a MedMNIST 2-D .npz and score them next to the published MedMNIST v2 table.
 
 Every model is trained by radcnn's own path (`radcnn.training.fit.fit`, decision threshold chosen on `val`) and
-scored by `radcnn.evaluation.evaluate.evaluate_run` (95% bootstrap CIs; in MedMNIST every image is its own patient).
+scored by `radcnn.reporting.evaluate_run.evaluate_run` (95% bootstrap CIs; in MedMNIST every image is its own patient).
 A recipe trains one model per seed; the seeds' probabilities are averaged into an ensemble whose threshold is again
 chosen on `val` only, and scored with `binary_metrics` / `metrics_with_ci`. The `test` part is never used to choose
 anything — except that the *unlabelled* test probabilities feed the optional prior-shift correction (Saerens et al.
@@ -97,7 +97,7 @@ def train_member(task: dict) -> dict:
 
     from radcnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
     from radcnn.data.prepare import prepare_data
-    from radcnn.evaluation.evaluate import evaluate_run
+    from radcnn.reporting.evaluate_run import evaluate_run
     from radcnn.training.fit import fit
 
     _quiet()
@@ -258,7 +258,7 @@ class LoadSampler:
 
 
 def file_summary(npz: str) -> tuple[str, dict]:
-    from radcnn.data.medmnist import load_medmnist
+    from radcnn.data.layouts.medmnist_arrays import load_medmnist
 
     parts = load_medmnist(npz)
     labels = parts["train"].labels

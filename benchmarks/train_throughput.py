@@ -96,7 +96,7 @@ def radcnn_path(name: str, images, labels, batch: int, warmup: int, steps: int, 
 
 
 def bf16_auc_cost(epochs: int) -> dict:
-    from radcnn.evaluation.evaluate import evaluate_run
+    from radcnn.reporting.evaluate_run import evaluate_run
     from radcnn.training.fit import fit
 
     aucs = {}

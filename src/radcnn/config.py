@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,14 +26,21 @@ class DataConfig:
     source: str = ""  # labels CSV, MedMNIST .npz, or a dataset folder
     layout: str = "auto"  # a registered dataset layout (see `radcnn data layouts`); "auto" detects it
     layout_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"uncertainty": "ones"} for CheXpert
-    label_columns: tuple[str, ...] = ("nodule",)  # labels CSV columns; other layouts: empty = the layout's own
+    label_columns: tuple[str, ...] = ()  # which of the dataset's labels to train on; empty = all the data names
     image_size: tuple[int, int] = (128, 128)
     window: str = "stored"  # DICOM VOI: "stored" window from the file, or "full" range
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+    # k-fold cross-validation by patient: with folds = K > 1, fold k (1..K) is the test split and val is carved
+    # from the other folds at patient level (`radcnn train --folds K` trains all K)
+    folds: int = 0
+    fold: int = 0
     cache_dir: str = ""  # empty: <source folder>/.radcnn-cache
     workers: int = 2  # decoding processes for the cache
     on_error: str = "fail"  # "fail" | "skip" unreadable images
+    # identical images in two splits: "fail", "drop" (keep the test copy, drop the others), or "auto" (drop for a
+    # dataset's official split, fail for radcnn's own split); see radcnn.data.leakage
+    on_leakage: str = "auto"
     # Encryption at rest: with a key, `.rcenc` files are decrypted in memory and the on-disk cache is bypassed.
     key_file: str = ""  # a radcnn key file (`radcnn keygen`)
     key_env: str = ""  # or the NAME of an environment variable holding a passphrase (never the passphrase itself)
@@ -44,8 +52,14 @@ class DataConfig:
             raise ConfigError("data.val_fraction + data.test_fraction must leave images for training (< 1)")
         if self.on_error not in ("fail", "skip"):
             raise ConfigError(f"data.on_error must be 'fail' or 'skip', got {self.on_error!r}")
+        if self.on_leakage not in ("auto", "fail", "drop"):
+            raise ConfigError(f"data.on_leakage must be 'auto', 'fail' or 'drop', got {self.on_leakage!r}")
         if len(self.image_size) != 2 or min(self.image_size) < 8:
             raise ConfigError(f"data.image_size must be two sides of at least 8 pixels, got {self.image_size}")
+        if self.folds == 1 or self.folds < 0 or (self.folds and not 1 <= self.fold <= self.folds):
+            raise ConfigError(
+                f"data.folds must be 0 or at least 2 and data.fold in 1..folds; got {self.folds}, {self.fold}"
+            )
         if self.key_file and self.key_env:
             raise ConfigError("give data.key_file or data.key_env (a passphrase variable), not both")
 
@@ -126,10 +140,11 @@ def _to_plain(value: Any) -> Any:
     return value
 
 
-def _coerce(cls: type, values: dict[str, Any], where: str) -> Any:
-    """Build dataclass `cls` from a mapping, refusing unknown keys and converting lists to tuples."""
+def _coerce(cls: type, values: Any, where: str) -> Any:
+    """Build dataclass `cls` from a mapping: unknown keys and values of the wrong type are errors that name the
+    key, the value and the expected type (``train.epochs: expected an integer, got 'two' (str)``)."""
     if not isinstance(values, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
+        raise ConfigError(f"{where}: expected a mapping of keys to values, got {values!r} ({type(values).__name__})")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
@@ -138,19 +153,56 @@ def _coerce(cls: type, values: dict[str, Any], where: str) -> Any:
     kwargs: dict[str, Any] = {}
     for name, value in values.items():
         hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _coerce(hint, value, f"{where}.{name}")
-        elif typing.get_origin(hint) is tuple and isinstance(value, list | tuple):
-            kwargs[name] = tuple(value)
-        elif hint in (int, float) and isinstance(value, int | float) and not isinstance(value, bool):
-            kwargs[name] = hint(value)
-        elif hint is bool and not isinstance(value, bool):
-            raise ConfigError(f"{where}.{name}: expected true/false, got {value!r}")
-        elif hint is str and not isinstance(value, str):
-            kwargs[name] = str(value)
-        else:
-            kwargs[name] = value
+        kwargs[name] = (
+            _coerce(hint, value, f"{where}.{name}")
+            if dataclasses.is_dataclass(hint)
+            else _coerce_value(hint, value, f"{where}.{name}")
+        )
     return cls(**kwargs)
+
+
+def _coerce_value(hint: Any, value: Any, where: str) -> Any:
+    """`value` as the annotated type (int, float, bool, str, tuples, dicts, Optional), or a ConfigError."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce_value(inner[0], value, where) if len(inner) == 1 else value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _wrong_type(where, value, "true or false")
+        return value
+    if hint in (int, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _wrong_type(where, value, "an integer" if hint is int else "a number")
+        if hint is int and float(value) != int(value):
+            raise _wrong_type(where, value, "an integer")
+        return hint(value)
+    if hint is str:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise _wrong_type(where, value, "a string")
+        return str(value)
+    if origin is tuple:
+        if isinstance(value, str) and len(args) == 2 and args == (str, Ellipsis):  # "a, b" for a list of names
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        if not isinstance(value, list | tuple):
+            expected = "a list of two integers [height, width]" if args == (int, int) else "a list"
+            raise _wrong_type(where, value, expected)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce_value(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise _wrong_type(where, value, f"a list of {len(args)} values")
+        return tuple(_coerce_value(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _wrong_type(where, value, "a mapping")
+        return dict(value)
+    return value
+
+
+def _wrong_type(where: str, value: Any, expected: str) -> ConfigError:
+    return ConfigError(f"{where}: expected {expected}, got {value!r} ({type(value).__name__})")
 
 
 def config_from_dict(values: dict[str, Any], where: str = "config") -> RunConfig:

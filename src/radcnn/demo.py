@@ -20,6 +20,8 @@ from pathlib import Path
 
 from radcnn.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from radcnn.io import atomic_path
+from radcnn.outputs import claim, mark, owner
+from radcnn.runs import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class DemoSettings:
     model: str = "seed_cnn"
     predict_count: int = 6
     explain_count: int = 4  # test images in the explanation gallery (0: none)
+    overwrite: bool = False  # replace the contents of an out_dir that an earlier demo did not write
 
 
 @dataclass
@@ -53,12 +56,17 @@ class DemoResult:
 
 
 def run_demo(settings: DemoSettings, *, progress: ProgressFactory | None = None) -> DemoResult:
-    from radcnn.data.synth import synthesize_dataset
-    from radcnn.evaluation.evaluate import evaluate_run
+    """Run the demo into ``settings.out_dir``: a folder that is new, empty, or written by an earlier demo (anything
+    else only with ``settings.overwrite``)."""
+    from radcnn.phantom.synth import synthesize_dataset
+    from radcnn.reporting.evaluate_run import evaluate_run
     from radcnn.serve.predictor import Predictor
     from radcnn.training.fit import fit
 
     out = Path(settings.out_dir)
+    claim(out, "demo", overwrite=settings.overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    mark(out, "demo")
     seconds: dict[str, float] = {}
     start = time.perf_counter()
     with _progress(progress, "synthesising radiographs") as tick:
@@ -68,7 +76,7 @@ def run_demo(settings: DemoSettings, *, progress: ProgressFactory | None = None)
             size=settings.stored_size,
             fmt="dicom",
             seed=settings.seed,
-            overwrite=True,
+            overwrite=settings.overwrite or owner(out / "data") == "synth",
             progress=tick,
         )
     seconds["synthesise"] = time.perf_counter() - start
@@ -76,7 +84,6 @@ def run_demo(settings: DemoSettings, *, progress: ProgressFactory | None = None)
     config = RunConfig(
         data=DataConfig(
             source=str(synth.csv_path),
-            label_columns=("nodule",),
             image_size=(settings.model_size, settings.model_size),
         ),
         model=ModelConfig(name=settings.model),
@@ -92,7 +99,7 @@ def run_demo(settings: DemoSettings, *, progress: ProgressFactory | None = None)
     seconds["evaluate"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    from radcnn.evaluation.report import generate_report
+    from radcnn.reporting.report import generate_report
 
     report = generate_report(result.run_dir)
     seconds["report"] = time.perf_counter() - start
@@ -104,13 +111,18 @@ def run_demo(settings: DemoSettings, *, progress: ProgressFactory | None = None)
         start = time.perf_counter()
         with _progress(progress, "explaining test images") as tick:
             gallery = explain_run_gallery(
-                result.run_dir, out / "explain", n_images=settings.explain_count, seed=settings.seed, progress=tick
+                result.run_dir,
+                out / "explain",
+                n_images=settings.explain_count,
+                seed=settings.seed,
+                progress=tick,
+                overwrite=settings.overwrite,
             ).gallery
         seconds["explain"] = time.perf_counter() - start
 
     import pandas as pd
 
-    test_rows = pd.read_csv(result.run_dir / "split.csv").query("split == 'test'")
+    test_rows = RunDir(result.run_dir).split_rows("test")
     picked = test_rows.sort_values("nodule", ascending=False).groupby("nodule").head(settings.predict_count // 2)
     predictor = Predictor.from_path(result.run_dir)
     predictions = predictor.predict_files(list(picked["path"]))

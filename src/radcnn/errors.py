@@ -11,6 +11,7 @@ RadcnnError
 ├── ModelError             weights that do not fit, checkpoints that cannot be loaded
 ├── TrainingError          training diverged (NaN loss) or cannot continue
 ├── RunDirectoryError      a run directory exists / is missing / is incomplete
+├── Interrupted            Ctrl-C: says what was saved and how to continue (the CLI exits with 130)
 └── PrivacyError           de-identification and encryption failures
     ├── DeidentificationError
     └── EncryptionError
@@ -87,6 +88,10 @@ class TrainingError(RadcnnError):
 
 class RunDirectoryError(RadcnnError):
     """A run directory is in a state that would make the command unsafe."""
+
+
+class Interrupted(RadcnnError):
+    """The user pressed Ctrl-C (SIGINT); the message says what was saved and how to continue."""
 
 
 class PrivacyError(RadcnnError):

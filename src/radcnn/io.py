@@ -46,8 +46,13 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
+def json_text(data: Any) -> str:
+    """Indented JSON with a final newline; numpy values and paths become plain JSON."""
+    return json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n"
+
+
 def write_json_atomic(path: str | Path, data: Any) -> Path:
-    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+    return write_text_atomic(path, json_text(data))
 
 
 def _json_default(obj: Any) -> Any:

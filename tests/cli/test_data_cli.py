@@ -66,10 +66,10 @@ def test_inspect_a_medmnist_file_with_an_explicit_layout(capsys):
 
 
 def test_inspect_fail_mode_and_options_reach_the_loader(kaggle, capsys):
-    assert main(["data", "inspect", str(kaggle), "--on-error", "fail", "-o", "negative_class=none"]) == 0
+    assert main(["data", "inspect", str(kaggle), "--on-error", "fail", "--option", "negative_class=none"]) == 0
     out = capsys.readouterr().out
     assert "NORMAL, PNEUMONIA" in out  # one column per class
-    assert main(["data", "inspect", str(kaggle), "-o", "no_such=1"]) == 1
+    assert main(["data", "inspect", str(kaggle), "--option", "no_such=1"]) == 1
     assert "layout 'folder_per_class' has no option(s) no_such" in " ".join(capsys.readouterr().err.split())
     assert main(["data", "inspect", str(kaggle / "absent")]) == 1
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from radcnn.cli.app import main
-from radcnn.data.synth import synthesize_dataset
+from radcnn.encryption import Secret, encrypt_file, encrypt_path, generate_key_file
 from radcnn.models.checkpoint import save_model
 from radcnn.models.registry import create_model
 from radcnn.models.spec import ModelSpec
-from radcnn.privacy import Secret, encrypt_file, encrypt_path, generate_key_file
+from radcnn.phantom.synth import synthesize_dataset
 
 
 def _flat(text: str) -> str:

@@ -1,4 +1,3 @@
-import hashlib
 import shutil
 
 import numpy as np
@@ -7,17 +6,13 @@ import pytest
 
 from radcnn.data.kfold import (
     assign_folds,
-    check_split,
-    check_split_content,
-    content_hashes,
     fold_partitions,
-    hash_files,
     load_split,
     save_split,
 )
 from radcnn.data.manifest import Manifest
 from radcnn.data.splits import patient_strata
-from radcnn.errors import ConfigError, LeakageError, ManifestError
+from radcnn.errors import ConfigError, ManifestError
 
 
 def _manifest(n_patients=200, seed=0, labels=("nodule",)):
@@ -122,36 +117,10 @@ def files(tmp_path):
     return Manifest(table, ("y",), source=root / "labels.csv")
 
 
-def test_hash_files_is_sha256_of_the_bytes(files):
-    digests = hash_files(files.paths, workers=2)
-    assert digests == [hashlib.sha256(p.read_bytes()).hexdigest() for p in files.paths]
-    assert digests[0] == digests[5] != digests[1]
-    with pytest.raises(ManifestError, match="cannot read the file to hash it"):
-        hash_files([files.paths[0].parent / "absent.png"])
-
-
-def test_identical_image_on_both_sides_is_refused_naming_the_files(files):
-    parts = np.array(["train", "train", "val", "val", "test", "test"])
-    with pytest.raises(LeakageError, match=r"identical image.*img0.png \(train\) = .*img5.png \(test\)"):
-        check_split_content(files, parts)
-    same_side = np.array(["train", "val", "val", "test", "test", "train"])
-    hashes = check_split_content(files, same_side)
-    assert len(hashes) == 6
-    one_patient = Manifest(pd.DataFrame({"path": ["a", "b"], "patient_id": ["A", "A"], "y": [0.0, 1.0]}), ("y",))
-    with pytest.raises(LeakageError, match=r"1 patient\(s\) in more than one partition: A \(test/train\)"):
-        check_split(one_patient, np.array(["train", "test"]))
-
-
-def test_content_hashes_reuse_a_layout_column(files):
-    table = files.table.copy()
-    table["sha256"] = ["f" * 64] * 6
-    assert content_hashes(Manifest(table, ("y",))) == ["f" * 64] * 6
-
-
 def test_split_file_round_trip_on_another_machine(files, tmp_path):
     folds = assign_folds(files, n_splits=2, seed=0)
     parts = fold_partitions(folds, 0)
-    hashes = content_hashes(files)
+    hashes = [f"hash-{i}" for i in range(6)]
     path = save_split(tmp_path / "run" / "split.csv", files, partitions=parts, folds=folds, hashes=hashes)
     saved = pd.read_csv(path)
     assert saved["key"].tolist() == [f"img{i}.png" for i in range(6)]  # relative to the data root, not absolute

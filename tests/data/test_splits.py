@@ -2,8 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from radcnn.data.leakage import check_leakage
 from radcnn.data.manifest import Manifest
-from radcnn.data.splits import check_leakage, split_by_patient, split_summary
+from radcnn.data.splits import split_by_patient, split_summary
 from radcnn.errors import LeakageError
 
 

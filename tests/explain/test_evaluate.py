@@ -8,7 +8,8 @@ from radcnn.errors import DataError
 from radcnn.explain import evaluate_run_explanations, score_explanations
 from radcnn.explain.localisation import Box
 from radcnn.explain.registry import ExplainSettings
-from radcnn.explain.runs import boxes_by_path, read_run_images, split_rows
+from radcnn.explain.runs import boxes_by_path, read_run_images
+from radcnn.runs import RunDir
 
 
 def test_score_table_on_the_trained_model(trained, true_positives):
@@ -48,7 +49,7 @@ def test_one_mask_per_image_is_required(trained, true_positives):
 
 def test_run_boxes_are_scaled_from_stored_pixels_to_the_model_input(run_dir, trained, held_out):
     _, spec = trained
-    rows = split_rows(run_dir, "test")
+    rows = RunDir.open(run_dir).split_rows("test")
     images = read_run_images(rows, spec, "nodule", boxes_by_path(run_dir.parent / "data" / "labels.csv"))
     assert len(images) == 20
     for i, (image, box, label) in enumerate(zip(images, held_out.boxes[:20], held_out.labels[:20], strict=True)):
@@ -61,7 +62,7 @@ def test_run_boxes_are_scaled_from_stored_pixels_to_the_model_input(run_dir, tra
             (scaled,) = image.boxes
             assert (scaled.x0, scaled.y0, scaled.x1, scaled.y1) == pytest.approx(box)
     with pytest.raises(DataError, match="no 'val' split; the run has: test"):
-        split_rows(run_dir, "val")
+        RunDir.open(run_dir).split_rows("val")
 
 
 def test_explain_eval_on_a_run(run_dir):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from radcnn.config import DataConfig, RunConfig, TrainConfig
-from radcnn.data.synth import synthesize_dataset
 from radcnn.explain.evaluate import evaluate_run_explanations
+from radcnn.phantom.synth import synthesize_dataset
 from radcnn.training.fit import fit
 
 

@@ -95,11 +95,9 @@ def test_files_are_read_like_predict_and_unreadable_ones_can_be_skipped(trained,
     broken.write_bytes(b"not an image")
     with pytest.raises(ImageReadError):
         explain_images(model, spec, [images[0], broken], "gradcam")
-    from radcnn.explain.run import explain_images_with_skips
+    from radcnn.explain.run import explain_batch
 
-    results, skipped = explain_images_with_skips(
-        model, spec, [images[0], broken, images[1]], "gradcam", on_error="skip"
-    )
+    results, skipped = explain_batch(model, spec, [images[0], broken, images[1]], "gradcam", on_error="skip")
     assert [r.source for r in results] == [str(images[0]), str(images[1])]
     assert skipped[0][0] == str(broken)
 

@@ -16,10 +16,10 @@ from dicom_builders import PLANT_ROOT, make_image, planted_dataset, write
 from pydicom.dataset import Dataset
 from pydicom.pixels import pixel_array
 
+from radcnn.encryption.cipher import decrypt_to_bytes
 from radcnn.errors import ConfigError, DeidentificationError, EncryptionError
 from radcnn.privacy.config import DeidConfig, Rectangle, SafePrivate
 from radcnn.privacy.deidentify import AUDIT_LOG_NAME, deidentify_file, deidentify_tree
-from radcnn.privacy.encryption import decrypt_to_bytes
 from radcnn.privacy.engine import Deidentifier
 from radcnn.privacy.profile import annex_e_profile
 from radcnn.privacy.verify import check_tree

@@ -8,9 +8,16 @@ import stat
 import pytest
 from pydicom.valuerep import validate_value
 
+from radcnn.encryption.keys import (
+    KeyFileError,
+    Secret,
+    derive_subkey,
+    generate_key_file,
+    key_fingerprint,
+    load_key_file,
+)
 from radcnn.privacy.actions import DUMMY_VALUES, REMOVE, TextScrubber, ValueContext, new_value
 from radcnn.privacy.dates import date_shift_days, shift_date, shift_datetime, shift_temporal
-from radcnn.privacy.keys import KeyFileError, Secret, derive_subkey, generate_key_file, key_fingerprint, load_key_file
 from radcnn.privacy.profile import Action
 from radcnn.privacy.uids import UIDMapper, derive_uid
 

@@ -21,7 +21,9 @@ def write_balanced_subset(path: Path, sizes: dict[str, int]) -> Path:
 
 @pytest.fixture(scope="module")
 def small_npz(tmp_path_factory):
-    return write_balanced_subset(tmp_path_factory.mktemp("npz") / "small.npz", {"train": 320, "val": 96, "test": 64})
+    return write_balanced_subset(
+        tmp_path_factory.mktemp("npz") / "pneumoniamnist.npz", {"train": 320, "val": 96, "test": 64}
+    )
 
 
 @pytest.fixture

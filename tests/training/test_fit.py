@@ -7,8 +7,8 @@ import torch
 
 from radcnn.config import DataConfig, RunConfig, TrainConfig
 from radcnn.errors import RunDirectoryError
-from radcnn.evaluation.evaluate import evaluate_run
 from radcnn.models.checkpoint import load_model
+from radcnn.reporting.evaluate_run import evaluate_run
 from radcnn.training.fit import fit
 
 NPZ = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "pneumoniamnist_dev.npz"

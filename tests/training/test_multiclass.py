@@ -5,7 +5,7 @@ import pytest
 
 from radcnn.config import DataConfig, RunConfig, TrainConfig
 from radcnn.errors import ConfigError
-from radcnn.evaluation.evaluate import evaluate_run, one_hot
+from radcnn.reporting.evaluate_run import evaluate_run, one_hot
 from radcnn.serve.predictor import Predictor
 from radcnn.training.fit import fit, resolve_task
 
@@ -39,14 +39,15 @@ def test_one_hot_keeps_unknown_rows_unknown():
 def test_multiclass_training_evaluation_and_prediction(tmp_path):
     npz = _three_class_npz(tmp_path / "three.npz")
     config = RunConfig(
-        data=DataConfig(source=str(npz), image_size=(28, 28), label_columns=("band",)),
+        data=DataConfig(source=str(npz), image_size=(28, 28)),
         train=TrainConfig(epochs=3, progress_bar=False, precision="32"),
     )
     result = fit(config, tmp_path / "run")
-    assert result.spec.task == "multiclass" and result.spec.label_names == ("band=0", "band=1", "band=2")
+    # an .npz radcnn does not know by name: one label column of class indices, named "label"
+    assert result.spec.task == "multiclass" and result.spec.label_names == ("label=0", "label=1", "label=2")
     metrics = evaluate_run(tmp_path / "run", n_boot=0).metrics
     assert metrics["multiclass"]["accuracy_argmax"] > 0.9
-    assert set(metrics["labels"]) == {"band=0", "band=1", "band=2"}
+    assert set(metrics["labels"]) == {"label=0", "label=1", "label=2"}
     probs = Predictor.from_path(tmp_path / "run").predict_batch(np.zeros((2, 1, 28, 28), dtype=np.float32))
     assert probs.shape == (2, 3) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
@@ -66,12 +67,12 @@ def test_multilabel_trains_and_is_scored_per_label(tmp_path):
     npz = tmp_path / "multi.npz"
     np.savez(npz, **arrays)
     config = RunConfig(
-        data=DataConfig(source=str(npz), image_size=(28, 28), label_columns=("a", "b", "c")),
+        data=DataConfig(source=str(npz), image_size=(28, 28)),
         train=TrainConfig(epochs=3, progress_bar=False, precision="32"),
     )
     result = fit(config, tmp_path / "run")
-    assert result.spec.task == "binary" and result.spec.label_names == ("a", "b", "c")
+    assert result.spec.task == "binary" and result.spec.label_names == ("label_0", "label_1", "label_2")
     assert len(result.spec.thresholds) == 3
     metrics = evaluate_run(tmp_path / "run", n_boot=0).metrics
-    assert set(metrics["labels"]) == {"a", "b", "c"}
+    assert set(metrics["labels"]) == {"label_0", "label_1", "label_2"}
     assert all(entry["metrics"]["roc_auc"] > 0.8 for entry in metrics["labels"].values())

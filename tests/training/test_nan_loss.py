@@ -8,7 +8,8 @@ from radcnn.config import DataConfig, RunConfig, TrainConfig
 from radcnn.data.manifest import Manifest
 from radcnn.data.prepare import _assemble
 from radcnn.errors import TrainingError
-from radcnn.training.fit import fit, partial_dir
+from radcnn.runs import partial_dir
+from radcnn.training.fit import fit
 
 
 def _data(poison_after_epoch_one: dict):

@@ -12,7 +12,8 @@ import pytest
 from radcnn.config import DataConfig, RunConfig, TrainConfig
 from radcnn.errors import RunDirectoryError
 from radcnn.models.checkpoint import load_model
-from radcnn.training.fit import fit, partial_dir
+from radcnn.runs import partial_dir
+from radcnn.training.fit import fit
 
 SCRIPT = """
 import sys, time

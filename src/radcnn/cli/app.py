@@ -8,9 +8,10 @@ import sys
 import warnings
 
 import typer
+from rich.markup import escape
 
 from radcnn.cli.render import error_console
-from radcnn.errors import RadcnnError
+from radcnn.errors import Interrupted, RadcnnError
 
 app = typer.Typer(
     name="radcnn",
@@ -57,9 +58,20 @@ def quiet_lightning() -> None:
             logger.setLevel(logging.WARNING)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from radcnn import __version__
+
+        typer.echo(f"radcnn {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logging."),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -87,11 +99,19 @@ def main(argv: list[str] | None = None) -> int:
         app(args=argv, prog_name="radcnn", standalone_mode=True)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except Interrupted as exc:
+        error_console.print(f"[bold red]interrupted:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return 130
     except RadcnnError as exc:
-        error_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        error_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 1
     except KeyboardInterrupt:
-        error_console.print("[bold red]interrupted[/]")
+        # Outputs are written under temporary names and renamed when complete, so nothing half-written remains;
+        # the decode cache keeps the images finished so far.
+        error_console.print(
+            "[bold red]interrupted:[/] stopped before finishing; nothing half-written was left behind "
+            "(images decoded so far stay in the cache) — run the same command again to continue"
+        )
         return 130
     return 0
 

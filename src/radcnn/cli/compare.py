@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         """Test whether RUN_A and RUN_B differ in ROC AUC on the same images (difference = A − B)."""
         from rich.table import Table
 
-        from radcnn.evaluation.comparison import compare_runs
+        from radcnn.reporting.comparison import compare_runs
 
         result = compare_runs(run_a, run_b, split=split, n_boot=bootstrap, seed=seed, out=out)
         data = result.comparison

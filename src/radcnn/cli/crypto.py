@@ -20,7 +20,7 @@ ASK = typer.Option(False, "--passphrase", help="Ask for a passphrase (hidden inp
 
 def resolve_secret(key_file: Path | None, passphrase_env: str | None, ask: bool, *, confirm: bool):
     """Exactly one secret source -> `Secret`; none or several -> one clear KeyFileError."""
-    from radcnn.privacy.keys import KeyFileError, Secret
+    from radcnn.encryption.keys import KeyFileError, Secret
 
     given = [
         name
@@ -43,11 +43,16 @@ def resolve_secret(key_file: Path | None, passphrase_env: str | None, ask: bool,
     return Secret.from_passphrase(typer.prompt("passphrase", hide_input=True, confirmation_prompt=confirm))
 
 
+def optional_secret(key_file: Path | None, passphrase_env: str | None):
+    """The secret given with --key-file / --passphrase-env, or None when neither was given."""
+    return resolve_secret(key_file, passphrase_env, False, confirm=False) if key_file or passphrase_env else None
+
+
 def register(app: typer.Typer) -> None:
     @app.command("keygen")
     def keygen(path: Path = typer.Argument(..., help="Where to write the new key file (mode 0600).")) -> None:
         """Create a random 256-bit project key. Keep it secret, and back it up: without it nothing decrypts."""
-        from radcnn.privacy.keys import generate_key_file, key_fingerprint, load_key_file
+        from radcnn.encryption.keys import generate_key_file, key_fingerprint, load_key_file
 
         generate_key_file(path)
         console.print(f"wrote key file {path} (fingerprint {key_fingerprint(load_key_file(path))})")
@@ -62,7 +67,7 @@ def register(app: typer.Typer) -> None:
         chunk_mib: int = typer.Option(1, min=1, max=64, help="Chunk size in MiB."),
     ) -> None:
         """Encrypt with AES-256-GCM (chunked, authenticated; a random data key per file)."""
-        from radcnn.privacy.encrypted_tree import encrypt_path
+        from radcnn.encryption.tree import encrypt_path
 
         secret = resolve_secret(key_file, passphrase_env, passphrase, confirm=True)
         written = encrypt_path(source, output, secret, chunk_size=chunk_mib << 20)
@@ -77,7 +82,7 @@ def register(app: typer.Typer) -> None:
         passphrase: bool = ASK,
     ) -> None:
         """Decrypt and authenticate; output appears only if every byte authenticated."""
-        from radcnn.privacy.encrypted_tree import decrypt_path
+        from radcnn.encryption.tree import decrypt_path
 
         secret = resolve_secret(key_file, passphrase_env, passphrase, confirm=False)
         written = decrypt_path(source, output, secret)

@@ -77,14 +77,20 @@ def register(app: typer.Typer) -> None:
     def inspect(
         path: Path = typer.Argument(..., help="Dataset folder or label/.npz file."),
         layout: str = typer.Option("auto", help="Layout name (see `radcnn data layouts`), or auto to detect it."),
-        option: list[str] = typer.Option([], "--option", "-o", help="Layout option KEY=VALUE (repeatable)."),
+        option: list[str] = typer.Option([], "--option", help="Layout option KEY=VALUE (repeatable)."),
         sample: int = typer.Option(16, help="How many images to decode for the size check."),
         seed: int = typer.Option(0, help="Seed that picks the sampled images."),
         on_error: str = typer.Option("skip", help="skip: list every problem (default here) | fail: stop at the first."),
         show: int = typer.Option(10, help="How many problems to list one by one."),
         skipped_csv: Path = typer.Option(None, help="Write every problem to this CSV (what, why)."),
     ) -> None:
-        """Show what PATH holds: layout, counts per split and class, patients, image sizes, problems."""
+        """Show what PATH holds: layout, counts per split and class, patients, image sizes, problems.
+
+        A PACS export (a folder of DICOM files without labels) is summarised from its headers: patients, studies,
+        series, modalities, views, sizes, transfer syntaxes, and every unreadable file with the reason.
+
+        Example: radcnn data inspect chest_xray/ --sample 32
+        """
         from radcnn.data.layouts import write_skipped_csv
         from radcnn.data.layouts.inspection import inspect_dataset
 
@@ -99,12 +105,15 @@ def register(app: typer.Typer) -> None:
             ("source", str(manifest.source or report.source)),
             ("images", len(manifest)),
             ("patients", int(manifest.table["patient_id"].nunique())),
-            ("labels", ", ".join(manifest.label_names)),
+            ("labels", ", ".join(manifest.label_names) or "none (not labelled: inspect, de-identify, predict)"),
             ("problems", len(report.problems) + len(report.read_failures)),
         ):
             summary.add_row(field, escape(str(value)))
         console.print(summary)
         console.print(counts_table(report.counts, manifest.label_names))
+        for field, value in report.details.items():
+            shown = ", ".join(f"{k}: {n}" for k, n in value.items()) if isinstance(value, dict) else str(value)
+            console.print(f"[bold]{field.replace('_', ' ')}[/]: {escape(shown)}", highlight=False)
         sizes = ", ".join(f"{h}×{w}: {n}" for (h, w), n in report.image_sizes.most_common()) or "none decoded"
         console.print(f"[bold]image sizes[/] ({report.sampled} sampled): {sizes}")
         problems = [*report.problems, *report.read_failures]

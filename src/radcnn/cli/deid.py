@@ -92,9 +92,9 @@ def run(
     max_shift_days: int = typer.Option(3650, help="Largest date shift in days (--modified-dates)."),
 ) -> None:
     """De-identify a DICOM file or folder to the Basic Application Level Confidentiality Profile."""
+    from radcnn.encryption.keys import load_key_file
     from radcnn.privacy.config import DeidConfig, Rectangle
     from radcnn.privacy.deidentify import deidentify_file, deidentify_tree
-    from radcnn.privacy.keys import load_key_file
 
     flags = {
         "retain_uids": retain_uids,

@@ -12,21 +12,31 @@ from radcnn.cli.render import ProgressCallback, console, metrics_table
 def register(app: typer.Typer) -> None:
     @app.command()
     def demo(
-        out: Path = typer.Option(Path("runs/demo"), help="Folder for everything the demo writes."),
+        out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Folder for everything the demo writes."),
         patients: int = typer.Option(200, help="Synthetic patients (about 2.5 radiographs each)."),
         epochs: int = typer.Option(10, help="Training epochs (the seed's default is 10)."),
         size: int = typer.Option(128, help="Model input side in pixels."),
         seed: int = typer.Option(0, help="Seed for the data, split and training."),
+        overwrite: bool = typer.Option(
+            False, help="Replace the contents of an OUT that an earlier demo did not write."
+        ),
     ) -> None:
-        """Run the whole pipeline on synthetic chest radiographs; results go under OUT."""
+        """Run the whole pipeline on synthetic chest radiographs; results go under OUT.
+
+        OUT must be new, empty or written by an earlier demo; anything else is left alone unless --overwrite.
+
+        Example: radcnn demo --out runs/demo --patients 200 --epochs 10
+        """
         import radcnn.training.fit  # noqa: F401  (imports Lightning, whose INFO chatter quiet_lightning mutes)
         from radcnn.cli.app import quiet_lightning
         from radcnn.demo import DemoSettings, run_demo
+        from radcnn.reporting.evaluate_run import headline
 
         quiet_lightning()
-        from radcnn.evaluation.evaluate import headline
 
-        settings = DemoSettings(out_dir=out, n_patients=patients, epochs=epochs, model_size=size, seed=seed)
+        settings = DemoSettings(
+            out_dir=out, n_patients=patients, epochs=epochs, model_size=size, seed=seed, overwrite=overwrite
+        )
         result = run_demo(settings, progress=ProgressCallback)
         console.print(metrics_table(result.metrics))
         from radcnn.cli.predict import render_predictions

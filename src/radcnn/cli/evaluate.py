@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from radcnn.cli.crypto import KEY_FILE, PASSPHRASE_ENV, resolve_secret
+from radcnn.cli.crypto import KEY_FILE, PASSPHRASE_ENV, optional_secret
 from radcnn.cli.render import console, metrics_table
 
 
@@ -24,10 +24,13 @@ def register(app: typer.Typer) -> None:
         """Write metrics.json and predictions.csv into RUN and show the metrics.
 
         A run trained on encrypted data is read with its key (--key-file / --passphrase-env, else the key named in
-        its config.yaml); its predictions are then written encrypted (predictions.csv.rcenc)."""
-        from radcnn.evaluation.evaluate import evaluate_run
+        its config.yaml); its predictions are then written encrypted (predictions.csv.rcenc).
 
-        key = resolve_secret(key_file, passphrase_env, False, confirm=False) if key_file or passphrase_env else None
+        Example: radcnn evaluate runs/seed --bootstrap 1000
+        """
+        from radcnn.reporting.evaluate_run import evaluate_run
+
+        key = optional_secret(key_file, passphrase_env)
         result = evaluate_run(run, split=split, threshold=threshold, n_boot=bootstrap, seed=seed, key=key)
         console.print(metrics_table(result.metrics))
         console.print(f"metrics: {result.metrics_path}\npredictions: {result.predictions_path}")

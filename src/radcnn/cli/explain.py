@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from radcnn.cli.crypto import KEY_FILE, PASSPHRASE_ENV, optional_secret
 from radcnn.cli.render import ProgressCallback, console, error_console
 
 
@@ -57,8 +58,17 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Seed for the random methods; same seed, same maps."),
         on_error: str = typer.Option("fail", help="fail | skip unreadable image files."),
         list_methods: bool = typer.Option(False, "--list", help="List the explanation methods and exit."),
+        overwrite: bool = typer.Option(False, help="Replace an --out folder that radcnn explain did not write."),
+        key_file: Path = KEY_FILE,
+        passphrase_env: str = PASSPHRASE_ENV,
     ) -> None:
-        """Explain each image with each method: .npy maps, overlay PNGs and a self-contained gallery.html."""
+        """Explain each image with each method: .npy maps, overlay PNGs and a self-contained gallery.html.
+
+        --out is replaced as a whole (no maps of an earlier run are left behind). For a run trained on encrypted
+        data every output file is written encrypted.
+
+        Example: radcnn explain runs/seed scans/a.dcm --method gradcam,occlusion -o explanations
+        """
         from radcnn.errors import ConfigError
         from radcnn.explain.registry import ExplainSettings, parse_methods
         from radcnn.explain.run import explain_files
@@ -81,6 +91,8 @@ def register(app: typer.Typer) -> None:
                 settings=settings,
                 progress=progress,
                 on_error=on_error,
+                key=optional_secret(key_file, passphrase_env),
+                overwrite=overwrite,
             )
         console.print(explanations_table(result.explanations))
         for explanation in result.explanations:

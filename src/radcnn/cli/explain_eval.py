@@ -62,7 +62,10 @@ def register(app: typer.Typer) -> None:
         sanity_images: int = typer.Option(4, help="Images used by the layer-randomisation sanity check."),
         seed: int = typer.Option(0, help="Seed for image choice, random methods and random orderings."),
     ) -> None:
-        """Print deletion/insertion AUC vs random, pointing game, mass in boxes and the sanity check per method."""
+        """Print deletion/insertion AUC vs random, pointing game, mass in boxes and the sanity check per method.
+
+        Example: radcnn explain-eval runs/seed --method gradcam,lime --max-images 20
+        """
         from radcnn.explain.evaluate import evaluate_run_explanations
         from radcnn.explain.registry import ExplainSettings, parse_methods
 

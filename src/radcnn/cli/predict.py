@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from radcnn.cli.crypto import KEY_FILE, PASSPHRASE_ENV, resolve_secret
+from radcnn.cli.crypto import KEY_FILE, PASSPHRASE_ENV, optional_secret
 from radcnn.cli.render import console
 from radcnn.io import write_text_atomic
 
@@ -35,7 +35,7 @@ def render_predictions(predictions, fmt: str) -> str | Table:
         row["error"] = p.error or ""
         rows.append(row)
     if fmt == "json":
-        return json.dumps(rows, indent=2)
+        return json.dumps(rows, indent=2) + "\n"
     columns = sorted({k for r in rows for k in r}, key=lambda k: (k != "path", k == "error", k))
     if fmt == "csv":
         buffer = io.StringIO()
@@ -66,13 +66,16 @@ def register(app: typer.Typer) -> None:
         """Predict the probability and decision for each image.
 
         With --key-file or --passphrase-env, an encrypted model and encrypted images (`radcnn encrypt`) are
-        decrypted in memory only."""
+        decrypted in memory only.
+
+        Example: radcnn predict runs/seed scans/a.dcm scans/b.png --format csv -o predictions.csv
+        """
         from radcnn.errors import ConfigError
         from radcnn.serve.predictor import Predictor
 
         if fmt not in ("table", "csv", "json"):
             raise ConfigError(f"--format must be table, csv or json, got {fmt!r}")
-        key = resolve_secret(key_file, passphrase_env, False, confirm=False) if key_file or passphrase_env else None
+        key = optional_secret(key_file, passphrase_env)
         predictor = Predictor.from_path(model, key=key)
         rendered = render_predictions(predictor.predict_files(images, on_error=on_error), fmt)
         if output is not None:

@@ -72,7 +72,10 @@ def metrics_table(metrics: dict) -> Table:
     table.add_column("metric")
     labels = metrics["labels"]
     for name, entry in labels.items():
-        table.add_column(f"{name} (threshold {entry['threshold']:.3f})", justify="right")
+        cut = entry["threshold"]
+        table.add_column(
+            f"{name} (threshold {cut:.3f})" if cut == cut else f"{name} (per-fold thresholds)", justify="right"
+        )
         if entry.get("ci95"):
             table.add_column("95% CI (patients)", justify="right")
     rows = (

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from radcnn.cli.crypto import KEY_FILE, PASSPHRASE_ENV, optional_secret
 from radcnn.cli.render import ProgressCallback, console, format_value
 
 
@@ -24,15 +25,24 @@ def register(app: typer.Typer) -> None:
         explain: bool = typer.Option(
             True, "--explain/--no-explain", help="Grad-CAM overlays in the gallery (needs the explain extra)."
         ),
+        key_file: Path = KEY_FILE,
+        passphrase_env: str = PASSPHRASE_ENV,
     ) -> None:
-        """Evaluate RUN if needed, then write RUN/report.html (opens offline) and RUN/report.json."""
+        """Evaluate RUN if needed, then write RUN/report.html (opens offline) and RUN/report.json.
+
+        A run trained on encrypted data is read with its key (given, or the one its config names), and its report
+        is written encrypted (report.html.rcenc): `radcnn decrypt` opens it.
+
+        Example: radcnn report runs/seed
+        """
         from rich.table import Table
 
-        from radcnn.evaluation.report import generate_report
+        from radcnn.reporting.report import generate_report
+        from radcnn.runs import RunDir
 
         with ProgressCallback("building the report") as progress:
             result = generate_report(
-                run,
+                RunDir.open(run, key=optional_secret(key_file, passphrase_env)),
                 n_gallery=gallery,
                 n_boot=bootstrap,
                 seed=seed,

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty OUT_DIR."),
     ) -> None:
         """Synthesise phantom chest radiographs with nodules and consolidation, several studies per patient."""
-        from radcnn.data.synth import synthesize_dataset
+        from radcnn.phantom.synth import synthesize_dataset
 
         with ProgressCallback("rendering") as progress:
             result = synthesize_dataset(

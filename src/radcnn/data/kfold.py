@@ -1,4 +1,4 @@
-"""Stratified group k-fold by patient, the content-hash leakage check, and split files stored with a run.
+"""Stratified group k-fold by patient, and split files that can be saved and shared.
 
 Folds: every patient lands in exactly one fold; patients are stratified by their label pattern (which labels the
 patient ever has positive, as in :func:`radcnn.data.splits.patient_strata`), so each fold sees about the same mix.
@@ -6,9 +6,7 @@ Within a stratum, patients are shuffled with the seed, then placed largest first
 holds the fewest patients of that stratum, ties broken by the fewest images overall — a greedy rule that keeps both
 the stratum counts (within one patient) and the image counts balanced, and is a pure function of manifest and seed.
 
-Leakage by content: the same image file can sit under two patient ids (re-exports, copies across folders). A split is
-refused when an identical image (same SHA-256 of the file bytes, or of the pixel array for MedMNIST rows) falls on
-both sides; the error names the files.
+The leakage checks (patients, identical pixels) that every split passes are in `radcnn.data.leakage`.
 
 Split file: a CSV with one row per image (``key``, ``patient_id``, ``split`` and/or ``fold``, optionally ``sha256``).
 ``key`` is the image path relative to the data set's root, so a split saved on one machine loads on another.
@@ -18,22 +16,18 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import defaultdict
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from radcnn.data.leakage import check_leakage
 from radcnn.data.manifest import Manifest
-from radcnn.data.splits import check_leakage, file_digest, patient_strata
-from radcnn.errors import ConfigError, LeakageError, ManifestError
+from radcnn.data.splits import patient_strata
+from radcnn.errors import ConfigError, ManifestError
 from radcnn.io import atomic_path
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[int, int], None]
 
 
 def assign_folds(manifest: Manifest, n_splits: int = 5, *, seed: int = 0) -> np.ndarray:
@@ -85,82 +79,6 @@ def fold_partitions(folds: np.ndarray, test_fold: int, *, val_fold: int | None =
     if val_fold is not None:
         parts[folds == val_fold] = "val"
     return parts.astype(str)
-
-
-def hash_files(
-    paths: list[str] | list[Path], *, workers: int | None = None, progress: Progress | None = None
-) -> list[str]:
-    """SHA-256 of each file, in order. Threads suffice: file reads and hashlib both release the GIL."""
-    workers = workers or min(8, os.cpu_count() or 1)
-    paths = [str(p) for p in paths]
-    digests: list[str] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for i, digest in enumerate(pool.map(_digest_or_error, paths, chunksize=16)):
-            digests.append(digest)
-            if progress is not None:
-                progress(i + 1, len(paths))
-    return digests
-
-
-def _digest_or_error(path: str) -> str:
-    try:
-        return file_digest(path)
-    except OSError as exc:
-        raise ManifestError(path, f"cannot read the file to hash it ({exc.strerror or exc})") from None
-
-
-def content_hashes(manifest: Manifest, *, workers: int | None = None, progress: Progress | None = None) -> list[str]:
-    """One content hash per row: the ``sha256`` column when the layout already computed it, else the file's SHA-256
-    (MedMNIST pseudo-paths ``file.npz:split[i]``: the SHA-256 of the pixel array)."""
-    table = manifest.table
-    if "sha256" in table.columns and table["sha256"].astype(str).str.len().eq(64).all():
-        return list(table["sha256"].astype(str))
-    paths = list(table["path"].astype(str))
-    pseudo = [i for i, p in enumerate(paths) if ".npz:" in p]
-    hashes: list[str | None] = [None] * len(paths)
-    if pseudo:
-        from radcnn.data.layouts.medmnist import hash_pseudo_paths
-
-        for i, digest in zip(pseudo, hash_pseudo_paths([paths[i] for i in pseudo]), strict=True):
-            hashes[i] = digest
-    real = [i for i in range(len(paths)) if hashes[i] is None]
-    for i, digest in zip(real, hash_files([paths[i] for i in real], workers=workers, progress=progress), strict=True):
-        hashes[i] = digest
-    return [str(h) for h in hashes]
-
-
-def check_split(manifest: Manifest, partitions: np.ndarray, *, hashes: list[str] | None = None) -> None:
-    """Refuse a split in which a patient, or an identical image (when `hashes` are given), is on two sides.
-
-    Wraps :func:`radcnn.data.splits.check_leakage` and adds the paths of the identical files to its message.
-    """
-    partitions = np.asarray(partitions).astype(str)
-    try:
-        check_leakage(manifest.table["patient_id"].astype(str).to_numpy(), partitions, hashes)
-    except LeakageError as exc:
-        detail = _identical_files(manifest, partitions, hashes) if hashes is not None else ""
-        raise LeakageError(f"{exc}{detail}") from None
-
-
-def check_split_content(
-    manifest: Manifest, partitions: np.ndarray, *, workers: int | None = None, progress: Progress | None = None
-) -> list[str]:
-    """Hash every image (see :func:`content_hashes`), then :func:`check_split`; return the hashes for reuse."""
-    hashes = content_hashes(manifest, workers=workers, progress=progress)
-    check_split(manifest, partitions, hashes=hashes)
-    return hashes
-
-
-def _identical_files(manifest: Manifest, partitions: np.ndarray, hashes: list[str]) -> str:
-    by_hash: dict[str, list[int]] = defaultdict(list)
-    for i, digest in enumerate(hashes):
-        by_hash[digest].append(i)
-    lines = []
-    for rows in by_hash.values():
-        if len({partitions[i] for i in rows}) > 1:
-            lines.append(" = ".join(f"{manifest.table['path'].iat[i]} ({partitions[i]})" for i in rows))
-    shown = "; ".join(lines[:10]) + (f"; and {len(lines) - 10} more" if len(lines) > 10 else "")
-    return f"; identical files: {shown}" if lines else ""
 
 
 def split_key(manifest: Manifest) -> list[str]:

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from radcnn.data.encrypted import KEY_HELP, read_plaintext, stored_file
+from radcnn.encryption.files import KEY_HELP, read_plaintext, stored_file
 from radcnn.errors import ManifestError
 
 if TYPE_CHECKING:
-    from radcnn.privacy.keys import Secret
+    from radcnn.encryption.keys import Secret
 
 log = logging.getLogger(__name__)
 

@@ -6,14 +6,11 @@ image-level split would leak the patient's anatomy into the test set and inflate
 
 from __future__ import annotations
 
-import hashlib
-from collections import defaultdict
-
 import numpy as np
 import pandas as pd
 
+from radcnn.data.leakage import check_leakage
 from radcnn.data.manifest import Manifest
-from radcnn.errors import LeakageError
 
 PARTITIONS = ("train", "val", "test")
 
@@ -57,44 +54,6 @@ def split_by_patient(
     result = manifest.table["patient_id"].map(assignment).to_numpy(dtype=object)
     check_leakage(manifest.table["patient_id"].to_numpy(), result)
     return result.astype(str)
-
-
-def check_leakage(
-    patient_ids: np.ndarray | list[str],
-    partitions: np.ndarray | list[str],
-    content_hashes: list[str] | None = None,
-) -> None:
-    """Raise LeakageError naming every patient (and identical image) that appears in more than one partition."""
-    seen: dict[str, set[str]] = defaultdict(set)
-    for patient, part in zip(patient_ids, partitions, strict=True):
-        seen[str(patient)].add(str(part))
-    offenders = sorted(p for p, parts in seen.items() if len(parts) > 1)
-    problems = []
-    if offenders:
-        listed = ", ".join(f"{p} ({'/'.join(sorted(seen[p]))})" for p in offenders[:20])
-        more = f" and {len(offenders) - 20} more" if len(offenders) > 20 else ""
-        problems.append(f"{len(offenders)} patient(s) in more than one partition: {listed}{more}")
-    if content_hashes is not None:
-        by_hash: dict[str, set[str]] = defaultdict(set)
-        for digest, part in zip(content_hashes, partitions, strict=True):
-            by_hash[digest].add(str(part))
-        twins = sorted(h for h, parts in by_hash.items() if len(parts) > 1)
-        if twins:
-            problems.append(
-                f"{len(twins)} identical image(s) (by content hash) in more than one partition: "
-                + ", ".join(h[:12] for h in twins[:20])
-            )
-    if problems:
-        raise LeakageError("split refused — " + "; ".join(problems))
-
-
-def file_digest(path: str) -> str:
-    """SHA-256 of a file's bytes, read in chunks (for the identical-image leakage check)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def split_summary(manifest: Manifest, partitions: np.ndarray) -> pd.DataFrame:

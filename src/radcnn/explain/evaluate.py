@@ -29,10 +29,12 @@ from radcnn.explain.faithfulness import faithfulness_curves
 from radcnn.explain.localisation import boxes_mask, mass_inside, pointing_game, standard_tolerance
 from radcnn.explain.registry import ExplainSettings, get_explainer, parse_methods
 from radcnn.explain.run import explain_images, image_seeds
+from radcnn.explain.runs import boxes_by_path, read_run_images, target_label
 from radcnn.explain.sanity import SANITY_THRESHOLD, cascading_randomization
 from radcnn.explain.targets import ScoredModel
-from radcnn.io import write_json_atomic
+from radcnn.io import json_text
 from radcnn.models.spec import ModelSpec
+from radcnn.runs import EXPLAIN_EVAL, RunDir
 
 log = logging.getLogger(__name__)
 
@@ -202,13 +204,13 @@ def evaluate_run_explanations(
     progress: Progress | None = None,
 ) -> ExplainEvaluation:
     """Score explanations on up to `max_images` true-positive `split` images with boxes; writes explain_eval.json."""
-    from radcnn.explain.runs import boxes_by_path, load_run_model, read_run_images, split_rows, target_label
-
     names = parse_methods(methods)
-    model, spec, config, run_dir = load_run_model(run_dir)
+    run = RunDir.open(run_dir)
+    run_dir = run.path
+    (model, spec), config = run.load_model(), run.config()
     label = target_label(spec, target)
     index = spec.label_names.index(label)
-    rows = split_rows(run_dir, split)
+    rows = run.split_rows(split)
     boxes = boxes_by_path(config.data.source, boxes_csv=boxes_csv)
     rows = rows[rows[label] == 1] if label in rows else rows.iloc[:0]
     rows = rows.iloc[np.random.default_rng(seed).permutation(len(rows))]
@@ -218,7 +220,9 @@ def evaluate_run_explanations(
     # Read the shuffled positives a chunk at a time and stop once enough true positives are found.
     for start in range(0, len(rows), 4 * max_images):
         boxed = [
-            im for im in read_run_images(rows.iloc[start : start + 4 * max_images], spec, label, boxes) if im.boxes
+            im
+            for im in read_run_images(rows.iloc[start : start + 4 * max_images], spec, label, boxes, key=run.key)
+            if im.boxes
         ]
         n_boxed += len(boxed)
         if boxed:
@@ -252,5 +256,5 @@ def evaluate_run_explanations(
         progress=progress,
     )
     result.settings.update({"split": split, "threshold": threshold, "true_positives_with_boxes": len(chosen)})
-    write_json_atomic(run_dir / "explain_eval.json", result.to_dict())
+    run.write_protected(EXPLAIN_EVAL, json_text(result.to_dict()).encode("utf-8"))
     return result

@@ -1,6 +1,7 @@
 """Turn what a caller has — image files or arrays of any size and range — into the model's input.
 
-Files go through `Predictor.prepare` (the reader and `preprocess`), exactly as `radcnn predict` sees them.
+Files go through `radcnn.data.inputs.load_input` — the one input path — exactly as `radcnn predict` sees them
+(decrypted in memory with a key when they are encrypted at rest).
 Arrays are checked against the intensity contract (float32 in [0, 1], bright = dense): integers are divided by
 their type's maximum and floats outside [0, 1] are min–max rescaled, each with a warning, because a wrong range
 silently changes every prediction; then they are resized to the ModelSpec's input size by `preprocess`.
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from radcnn.data.inputs import load_input
+from radcnn.data.transforms import preprocess
 from radcnn.errors import DataError, ImageReadError
 from radcnn.models.spec import ModelSpec
 
@@ -73,14 +76,12 @@ def normalise_array(image: np.ndarray, name: str) -> tuple[np.ndarray, list[str]
     return arr, warnings
 
 
-def prepare_image(item: ImageLike, spec: ModelSpec, *, name: str, predictor=None) -> PreparedImage:
+def prepare_image(item: ImageLike, spec: ModelSpec, *, name: str, key=None) -> PreparedImage:
     """One file or array → `PreparedImage` at the spec's input size and channel count."""
-    from radcnn.data.preprocess import preprocess
-
     size = (int(spec.input_size[0]), int(spec.input_size[1]))
     if isinstance(item, str | os.PathLike):
-        array, warns = predictor.prepare(item)
-        warnings = list(warns)
+        prepared = load_input(item, spec, key=key)
+        array, warnings = prepared.array, list(prepared.warnings)
         source = str(item)
     else:
         image, warnings = normalise_array(item, name)
@@ -96,19 +97,16 @@ def prepare_image(item: ImageLike, spec: ModelSpec, *, name: str, predictor=None
 
 
 def prepare_images(
-    images: ImageLike | Sequence[ImageLike], spec: ModelSpec, model, *, on_error: str = "fail"
+    images: ImageLike | Sequence[ImageLike], spec: ModelSpec, *, on_error: str = "fail", key=None
 ) -> tuple[list[PreparedImage], list[tuple[str, str]]]:
     """All images prepared; with `on_error="skip"`, unreadable files are left out and returned as (path, reason)."""
-    from radcnn.serve.predictor import Predictor
-
     if on_error not in ("fail", "skip"):
         raise DataError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
-    predictor = Predictor(model, spec)
     prepared, skipped = [], []
     for i, item in enumerate(split_images(images)):
         name = str(item) if isinstance(item, str | os.PathLike) else f"array[{i}]"
         try:
-            prepared.append(prepare_image(item, spec, name=name, predictor=predictor))
+            prepared.append(prepare_image(item, spec, name=name, key=key))
         except ImageReadError as exc:
             if on_error == "fail":
                 raise

@@ -1,14 +1,7 @@
-"""The batched driver: many images × many methods → maps, overlays, a gallery.
+"""The batched driver: many images × many methods → maps, then (`explain_files`) files on disk.
 
-`explain_images` is the Python API: model + spec + images (files or arrays) → one `ImageExplanation` per image.
-`write_explanations` lays the results out on disk::
-
-    OUT/
-      gallery.html                 all images, methods side by side, self-contained
-      explanations.json            per image: source, target, probability, files, seconds, warnings
-      <image stem>/input.png
-      <image stem>/<method>.npy    the raw map, float32 (H, W) at the model's input resolution
-      <image stem>/<method>.png    overlay: radiograph + map + colour bar, probability in the title
+`explain_images` is the Python API: model + spec + images (files or arrays) → one `ImageExplanation` per image;
+`radcnn.explain.output.write_explanations` lays them out on disk (gallery, maps, overlays).
 
 Determinism: each image gets its own seed drawn from `seed` (numpy SeedSequence), and every random draw happens
 under that seed inside a forked torch RNG, so the same images, methods and seed give the same maps.
@@ -17,7 +10,6 @@ under that seed inside a forked torch RNG, so the same images, methods and seed 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,10 +20,12 @@ import torch
 from torch import nn
 
 from radcnn.explain.inputs import ImageLike, prepare_images
+from radcnn.explain.output import ExplainOutput, write_explanations
 from radcnn.explain.registry import ExplainSettings, get_explainer, parse_methods, require_captum
 from radcnn.explain.targets import ScoredModel, resolve_targets
-from radcnn.io import atomic_path, write_json_atomic
+from radcnn.models.checkpoint import load_model
 from radcnn.models.spec import ModelSpec
+from radcnn.runs import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -54,20 +48,17 @@ class ImageExplanation:
     warnings: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class ExplainOutput:
-    out_dir: Path
-    gallery: Path
-    summary: Path
-    files: dict[str, dict[str, dict[str, Path]]]  # image folder → method → {"npy", "png"}
-
-
 def image_seeds(seed: int, n: int) -> list[int]:
     """Independent per-image seeds derived from one seed."""
     return [int(s) for s in np.random.SeedSequence(int(seed)).generate_state(n, dtype=np.uint32)]
 
 
-def explain_images(
+def explain_images(model: nn.Module, spec: ModelSpec, images, methods, **options) -> list[ImageExplanation]:
+    """Explain each image with each method (the explanations of `explain_batch`; same options)."""
+    return explain_batch(model, spec, images, methods, **options)[0]
+
+
+def explain_batch(
     model: nn.Module,
     spec: ModelSpec,
     images: ImageLike | Sequence[ImageLike],
@@ -78,36 +69,19 @@ def explain_images(
     progress: Progress | None = None,
     settings: ExplainSettings | None = None,
     on_error: str = "fail",
-) -> list[ImageExplanation]:
-    """Explain each image with each method; `target` is a label name (default: the single label, or the top one).
+    key=None,
+) -> tuple[list[ImageExplanation], list[tuple[str, str]]]:
+    """Explain each image with each method → (explanations, skipped files as (path, reason) under on_error="skip").
 
-    Images may be files (read as `radcnn predict` reads them) or arrays of any size and range (resized and
+    `target` is a label name (default: the single label, or the top one). Images may be files (read through the
+    one input path, decrypted with `key` when encrypted at rest) or arrays of any size and range (resized and
     normalised per the ModelSpec, with warnings). `progress(done, total)` counts image × method units.
     """
-    explanations, _ = explain_images_with_skips(
-        model, spec, images, methods, target=target, seed=seed, progress=progress, settings=settings, on_error=on_error
-    )
-    return explanations
-
-
-def explain_images_with_skips(
-    model: nn.Module,
-    spec: ModelSpec,
-    images: ImageLike | Sequence[ImageLike],
-    methods: str | Sequence[str],
-    *,
-    target: str | int | None = None,
-    seed: int = 0,
-    progress: Progress | None = None,
-    settings: ExplainSettings | None = None,
-    on_error: str = "fail",
-) -> tuple[list[ImageExplanation], list[tuple[str, str]]]:
-    """`explain_images`, also returning the (path, reason) of files skipped under `on_error="skip"`."""
     require_captum()
     names = parse_methods(methods)
     settings = settings or ExplainSettings()
     scored = ScoredModel(model, spec)
-    prepared, skipped = prepare_images(images, spec, scored.model, on_error=on_error)
+    prepared, skipped = prepare_images(images, spec, on_error=on_error, key=key)
     batch = np.stack([p.array for p in prepared])
     probabilities = scored.predict(batch)
     targets = resolve_targets(spec, target, probabilities)
@@ -144,89 +118,6 @@ def explain_images_with_skips(
     return results, skipped
 
 
-def _folder_names(explanations: Sequence[ImageExplanation]) -> list[str]:
-    """A safe, unique folder name per image (file stem; repeated stems get a numeric suffix)."""
-    seen: dict[str, int] = {}
-    names = []
-    for item in explanations:
-        stem = Path(item.source).name
-        for suffix in (".gz", ".nii", ".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff"):
-            stem = stem[: -len(suffix)] if stem.lower().endswith(suffix) else stem
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "image"
-        count = seen.get(stem, 0)
-        seen[stem] = count + 1
-        names.append(stem if count == 0 else f"{stem}_{count + 1}")
-    return names
-
-
-def overlay_title(method: str, item: ImageExplanation) -> str:
-    return f"{method} — {item.target} p = {item.probability:.3f}"
-
-
-def write_explanations(
-    explanations: Sequence[ImageExplanation],
-    out_dir: str | Path,
-    *,
-    title: str = "radcnn explanations",
-    notes: Sequence[dict[str, str]] | None = None,
-    boxes: Sequence[Sequence[tuple[float, float, float, float]]] | None = None,
-) -> ExplainOutput:
-    """Write every map (.npy), overlay (.png), the gallery and a JSON summary under `out_dir`; each file atomically.
-
-    `notes` (per image: {method or "input": caption}) and ground-truth `boxes` (per image, input pixels) are
-    optional extras for the gallery.
-    """
-    from radcnn.explain.gallery import GalleryRow, write_gallery
-    from radcnn.explain.overlay import render_image, render_overlay, write_png
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    methods = list(dict.fromkeys(m for item in explanations for m in item.maps))
-    files: dict[str, dict[str, dict[str, Path]]] = {}
-    rows, summary = [], []
-    for i, (folder, item) in enumerate(zip(_folder_names(explanations), explanations, strict=True)):
-        target_dir = out_dir / folder
-        input_png = render_image(
-            item.image, title=f"{item.target} p = {item.probability:.3f}", boxes=boxes[i] if boxes else ()
-        )
-        write_png(input_png, target_dir / "input.png")
-        overlays, entry = {}, {}
-        for method, attribution in item.maps.items():
-            npy = target_dir / f"{method}.npy"
-            with atomic_path(npy) as tmp, open(tmp, "wb") as handle:
-                np.save(handle, attribution.astype(np.float32))
-            overlays[method] = render_overlay(item.image, attribution, title=overlay_title(method, item))
-            png = write_png(overlays[method], target_dir / f"{method}.png")
-            entry[method] = {"npy": npy, "png": png}
-        files[folder] = entry
-        rows.append(
-            GalleryRow(
-                # Parent folder too: exports often name every study "study01.dcm" inside a per-patient folder.
-                name="/".join(Path(item.source).parts[-2:]),
-                target=item.target,
-                probability=item.probability,
-                input_png=input_png,
-                overlays=overlays,
-                warnings=item.warnings,
-                notes=notes[i] if notes else {},
-            )
-        )
-        summary.append(
-            {
-                "source": item.source,
-                "folder": folder,
-                "target": item.target,
-                "probability": item.probability,
-                "seconds": item.seconds,
-                "warnings": list(item.warnings),
-                "files": {m: {k: str(v.relative_to(out_dir)) for k, v in f.items()} for m, f in entry.items()},
-            }
-        )
-    gallery = write_gallery(rows, methods, out_dir / "gallery.html", title=title)
-    summary_path = write_json_atomic(out_dir / "explanations.json", {"methods": methods, "images": summary})
-    return ExplainOutput(out_dir, gallery, summary_path, files)
-
-
 @dataclass(frozen=True)
 class ExplainFilesResult:
     explanations: list[ImageExplanation]
@@ -245,14 +136,23 @@ def explain_files(
     settings: ExplainSettings | None = None,
     progress: Progress | None = None,
     on_error: str = "fail",
+    key=None,
+    overwrite: bool = False,
 ) -> ExplainFilesResult:
-    """`radcnn explain`: a run directory (its best model) or a model file + image files → files under `out_dir`."""
-    from radcnn.serve.predictor import Predictor
+    """`radcnn explain`: a run directory (its best model) or a model file + image files → files under `out_dir`.
 
-    predictor = Predictor.from_path(model_path)
-    explanations, skipped = explain_images_with_skips(
-        predictor.model,
-        predictor.spec,
+    For a run trained on encrypted data (or with `key`), images are read decrypted in memory and every output file
+    (maps, overlays, the gallery) is written encrypted; `out_dir` is replaced only if an earlier `radcnn explain`
+    wrote it, or with `overwrite`."""
+    model_path = Path(model_path)
+    if model_path.is_dir():
+        run = RunDir(model_path, key=key)
+        (model, spec), write_key = run.load_model(), run.write_key
+    else:
+        (model, spec), write_key = load_model(model_path, key=key), key
+    explanations, skipped = explain_batch(
+        model,
+        spec,
         [Path(p) for p in images],
         methods,
         target=target,
@@ -260,6 +160,8 @@ def explain_files(
         progress=progress,
         settings=settings,
         on_error=on_error,
+        key=key if key is not None else write_key,
     )
-    title = f"{Path(model_path).name}: {predictor.spec.architecture} explanations"
-    return ExplainFilesResult(explanations, write_explanations(explanations, out_dir, title=title), skipped)
+    title = f"{model_path.name}: {spec.architecture} explanations"
+    output = write_explanations(explanations, out_dir, title=title, key=write_key, overwrite=overwrite)
+    return ExplainFilesResult(explanations, output, skipped)

@@ -1,7 +1,7 @@
 """A training run's own images for explanation: its split, the lesion boxes of each image, the report gallery.
 
-The split comes from the run's `split.csv` (never recomputed), the images are read and resized as `radcnn
-predict` does, and the ground-truth boxes come from the run's labels CSV — the synthetic phantoms' ``boxes``
+The split comes from the run's `split.csv` (never recomputed; decrypted in memory for a run on encrypted data),
+the images go through the one input path as in `radcnn predict`, and the ground-truth boxes come from the run's labels CSV — the synthetic phantoms' ``boxes``
 column — or from an NIH ``BBox_List_2017.csv`` given explicitly (matched by file name). Boxes are in
 stored-image pixels and are scaled to the model's input size (`preprocess` stretches, so the scaling is linear).
 """
@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from radcnn.errors import DataError, UnknownNameError
+from radcnn.errors import DataError, ImageReadError, UnknownNameError
 from radcnn.explain.localisation import Box, parse_boxes, read_nih_bboxes
+from radcnn.explain.output import write_explanations
+from radcnn.runs import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +35,6 @@ class RunImage:
     boxes: tuple[Box, ...]  # the target label's lesions, in model-input pixels
 
 
-def load_run_model(run_dir: str | Path):
-    """(model in eval mode, ModelSpec, RunConfig, run_dir) of a finished run."""
-    from radcnn.evaluation.evaluate import load_run
-    from radcnn.models.checkpoint import load_model
-    from radcnn.training.callbacks import BEST_MODEL
-
-    config, run_dir = load_run(run_dir)
-    model, spec = load_model(run_dir / BEST_MODEL)
-    return model, spec, config, run_dir
-
-
 def target_label(spec, target: str | None) -> str:
     """The label to explain and score: the given name, else the run's first label."""
     if target is None:
@@ -51,16 +42,6 @@ def target_label(spec, target: str | None) -> str:
     if target not in spec.label_names:
         raise UnknownNameError("target label", target, list(spec.label_names))
     return target
-
-
-def split_rows(run_dir: Path, split: str) -> pd.DataFrame:
-    table = pd.read_csv(run_dir / "split.csv", dtype={"patient_id": str})
-    if "split" not in table.columns or "path" not in table.columns:
-        raise DataError(f"{run_dir / 'split.csv'}: expected columns path and split")
-    valid = sorted(table["split"].astype(str).unique())
-    if split not in valid:
-        raise DataError(f"{run_dir}: no {split!r} split; the run has: {', '.join(valid)}")
-    return table[table["split"] == split].reset_index(drop=True)
 
 
 def boxes_by_path(source: str | Path, *, boxes_csv: str | Path | None = None) -> dict[str, list[Box]]:
@@ -85,12 +66,11 @@ def _lookup(boxes: dict[str, list[Box]], path: str) -> list[Box]:
 
 
 def read_run_images(
-    rows: pd.DataFrame, spec, label: str, boxes: dict[str, list[Box]], *, on_error: str = "skip"
+    rows: pd.DataFrame, spec, label: str, boxes: dict[str, list[Box]], *, on_error: str = "skip", key=None
 ) -> list[RunImage]:
     """Read and resize `rows`' images; each with its truth for `label` and its `label` boxes at input size."""
-    from radcnn.data.preprocess import preprocess
-    from radcnn.data.reader import read_image
-    from radcnn.errors import ImageReadError
+    from radcnn.data.readers.dispatch import read_image
+    from radcnn.data.transforms import preprocess
 
     size = (int(spec.input_size[0]), int(spec.input_size[1]))
     images = []
@@ -120,25 +100,27 @@ def explain_run_gallery(
     target: str | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ):
     """Explain a few of a run's `split` images (half positives, half negatives, drawn with `seed`) into `out_dir`.
 
     The evaluation report calls this for its gallery; returns the `ExplainOutput` (gallery.html path and files).
     """
-    from radcnn.explain.run import explain_images, write_explanations
+    from radcnn.explain.run import explain_images
 
-    model, spec, config, run_dir = load_run_model(run_dir)
+    run = RunDir.open(run_dir)
+    (model, spec), config = run.load_model(), run.config()
     label = target_label(spec, target)
-    rows = split_rows(run_dir, split)
+    rows = run.split_rows(split)
     rng = np.random.default_rng(seed)
     positive = rows.index[rows[label] == 1].to_numpy() if label in rows else np.array([], int)
     negative = np.setdiff1d(rows.index.to_numpy(), positive)
     n_pos = min(len(positive), (n_images + 1) // 2)
     picked = list(rng.permutation(positive)[:n_pos]) + list(rng.permutation(negative)[: n_images - n_pos])
     if not picked:
-        raise DataError(f"{run_dir}: the {split} split has no images to explain")
+        raise DataError(f"{run.path}: the {split} split has no images to explain")
     chosen = rows.loc[sorted(picked)]
-    images = read_run_images(chosen, spec, label, boxes_by_path(config.data.source))
+    images = read_run_images(chosen, spec, label, boxes_by_path(config.data.source), key=run.key)
     explanations = explain_images(
         model, spec, [im.array for im in images], methods, target=label, seed=seed, progress=progress
     )
@@ -148,7 +130,9 @@ def explain_run_gallery(
     return write_explanations(
         explanations,
         out_dir,
-        title=f"{run_dir.name}: {label} explanations ({split} split)",
+        key=run.write_key,
+        overwrite=overwrite,
+        title=f"{run.path.name}: {label} explanations ({split} split)",
         notes=truth,
         boxes=[[(b.x0, b.y0, b.x1, b.y1) for b in im.boxes] for im in images],
     )

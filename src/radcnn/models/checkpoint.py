@@ -20,14 +20,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load, load_file, save_file
 from torch import nn
 
-from radcnn.data.encrypted import is_encrypted_file, key_needed, stored_file
+from radcnn.encryption.files import is_encrypted_file, key_needed, stored_file
 from radcnn.errors import ModelError
 from radcnn.io import atomic_path
 from radcnn.models.registry import create_model
 from radcnn.models.spec import ModelSpec
 
 if TYPE_CHECKING:
-    from radcnn.privacy.keys import Secret
+    from radcnn.encryption.keys import Secret
 
 SPEC_KEY = "radcnn.model_spec"
 _MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit on the JSON header
@@ -88,7 +88,7 @@ def _model_file(path: str | Path) -> Path:
 def _decrypted(path: Path, key: Secret | bytes | None) -> bytes:
     if key is None:
         raise key_needed(path)
-    from radcnn.privacy.encryption import decrypt_to_bytes
+    from radcnn.encryption.cipher import decrypt_to_bytes
 
     return decrypt_to_bytes(path, key)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from radcnn.errors import ModelError
 
-# The one intensity convention (see radcnn.data.reader): float32 in [0, 1], bright = dense (MONOCHROME2 display).
+# The one intensity convention (see radcnn.data.readers.dispatch): float32 in [0, 1], bright = dense (MONOCHROME2 display).
 UNIT_RANGE_MONOCHROME2 = "unit_range_monochrome2"
 
 

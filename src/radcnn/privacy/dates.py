@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import re
 
-from radcnn.privacy.keys import derive_subkey
+from radcnn.encryption.keys import derive_subkey
 
 DEFAULT_MAX_SHIFT_DAYS = 3650
 _DA = re.compile(r"^(\d{4})(\d{2})(\d{2})$")

@@ -27,12 +27,12 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from radcnn.encryption.cipher import encrypt_bytes
+from radcnn.encryption.keys import Secret
 from radcnn.errors import DeidentificationError
 from radcnn.io import atomic_directory, atomic_path
 from radcnn.privacy.config import DeidConfig, Layout, OnError
-from radcnn.privacy.encryption import encrypt_bytes
 from radcnn.privacy.engine import Deidentifier, PatientLink
-from radcnn.privacy.keys import Secret
 
 logger = logging.getLogger(__name__)
 

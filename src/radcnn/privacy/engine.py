@@ -27,12 +27,12 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
+from radcnn.encryption.keys import derive_subkey, key_fingerprint
 from radcnn.errors import DeidentificationError
 from radcnn.privacy.actions import TextScrubber, ValueContext
 from radcnn.privacy.config import BurnedInPolicy, DeidConfig
 from radcnn.privacy.dataset import DatasetAudit, Plan, deidentify_dataset, iter_identifier_values
 from radcnn.privacy.dates import date_shift_days
-from radcnn.privacy.keys import derive_subkey, key_fingerprint
 from radcnn.privacy.pixels import blank_rectangles, burned_in_reasons
 from radcnn.privacy.profile import BASIC_PROFILE_CODE, CLEAN_PIXEL_DATA_CODE, Option, annex_e_profile
 from radcnn.privacy.uids import UIDMapper

@@ -13,7 +13,7 @@ import functools
 import hashlib
 import hmac
 
-from radcnn.privacy.keys import derive_subkey
+from radcnn.encryption.keys import derive_subkey
 
 UID_ROOT = "2.25."
 

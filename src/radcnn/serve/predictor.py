@@ -1,7 +1,8 @@
 """`Predictor`: image files → probabilities and decisions, preprocessed exactly as the model's ModelSpec says.
 
-With a key, the model file and the image files may be encrypted at rest (`.rcenc`, `radcnn encrypt`): both are
-decrypted in memory only. A plain image name is also found as `<name>.rcenc`.
+Images go through `radcnn.data.inputs.load_input`, the one input path training's cache uses too. With a key, the
+model file and the image files may be encrypted at rest (`.rcenc`, `radcnn encrypt`): both are decrypted in memory
+only. A plain image name is also found as `<name>.rcenc`.
 """
 
 from __future__ import annotations
@@ -15,15 +16,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from radcnn.data.encrypted import ENCRYPTED_SUFFIX, is_encrypted_file, read_plaintext, stored_file
-from radcnn.errors import ImageReadError, ModelError
+from radcnn.data.inputs import load_input
+from radcnn.errors import ImageReadError
 from radcnn.models.checkpoint import load_model
+from radcnn.models.inference import logits_to_probabilities
 from radcnn.models.spec import ModelSpec
-from radcnn.training.callbacks import BEST_MODEL
-from radcnn.training.predict_arrays import logits_to_probabilities
+from radcnn.runs import RunDir
 
 if TYPE_CHECKING:
-    from radcnn.privacy.keys import Secret
+    from radcnn.encryption.keys import Secret
 
 log = logging.getLogger(__name__)
 
@@ -49,28 +50,13 @@ class Predictor:
     def from_path(cls, path: str | Path, *, key: Secret | bytes | None = None) -> Predictor:
         """A run directory (uses its best model, plain or `.rcenc`) or a `.safetensors[.rcenc]` model file."""
         path = Path(path)
-        if path.is_dir():
-            path = path / BEST_MODEL
-            if stored_file(path) is None:
-                raise ModelError(f"{path.parent}: no {BEST_MODEL} in this run directory (did training finish?)")
-        model, spec = load_model(path, key=key)
+        model, spec = RunDir(path, key=key).load_model() if path.is_dir() else load_model(path, key=key)
         return cls(model, spec, key=key)
 
     def prepare(self, path: str | Path) -> tuple[np.ndarray, tuple[str, ...]]:
-        from radcnn.data.cache import preprocess
-        from radcnn.data.reader import read_image, read_image_bytes
-
-        stored = stored_file(path)
-        size = (int(self.spec.input_size[0]), int(self.spec.input_size[1]))
-        # target_size: decoded exactly as the training cache decoded it (reduced-resolution JPEG 2000 / JPEG).
-        if stored is None or (self.key is None and not is_encrypted_file(stored)):
-            image, meta = read_image(path, window=self.spec.window, target_size=size)  # or the reader's own error
-        else:
-            # Decrypted in memory only; an encrypted file without a key raises KeyNeededError naming it.
-            plain_name = Path(path).with_name(Path(path).name.removesuffix(ENCRYPTED_SUFFIX))
-            data = read_plaintext(stored, self.key)
-            image, meta = read_image_bytes(plain_name, data, window=self.spec.window, target_size=size)
-        return preprocess(image, size), tuple(meta.warnings)
+        """(model input (C, H, W), reader warnings) of one file, through the one input path."""
+        prepared = load_input(path, self.spec, key=self.key)
+        return prepared.array, prepared.warnings
 
     @torch.inference_mode()
     def predict_batch(self, images: np.ndarray) -> np.ndarray:

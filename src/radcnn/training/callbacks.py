@@ -1,21 +1,21 @@
-"""Callbacks: export the best model (by validation AUC) as a real, self-describing copy."""
+"""Callbacks: export the best model (by validation AUC) as a real, self-describing copy; one resumable checkpoint
+per epoch; a progress bar that counts epochs the way the logs and people do (from 1)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import RichProgressBar
 
 from radcnn.io import write_json_atomic
 from radcnn.models.checkpoint import save_model
 from radcnn.models.spec import ModelSpec
+from radcnn.runs import BEST, BEST_MODEL
 
 log = logging.getLogger(__name__)
-
-BEST_MODEL = "best_model.safetensors"
 
 
 class BestModelExport(L.Callback):
@@ -44,7 +44,7 @@ class BestModelExport(L.Callback):
             self.best_score, self.best_epoch = score, trainer.current_epoch + 1
             save_model(pl_module.model, self.spec, self.run_dir / BEST_MODEL)
             write_json_atomic(
-                self.run_dir / "best.json",
+                self.run_dir / BEST,
                 {"epoch": self.best_epoch, self.monitor: score if math.isfinite(score) else None},
             )
             log.info("epoch %d: new best %s = %.4f", self.best_epoch, self.monitor, score)
@@ -55,10 +55,6 @@ class BestModelExport(L.Callback):
     def load_state_dict(self, state_dict: dict) -> None:
         self.best_score = state_dict["best_score"]
         self.best_epoch = state_dict["best_epoch"]
-
-
-def read_best(run_dir: Path) -> dict:
-    return json.loads((Path(run_dir) / "best.json").read_text())
 
 
 class EpochCheckpoint(L.Callback):
@@ -75,3 +71,15 @@ class EpochCheckpoint(L.Callback):
         if trainer.sanity_checking:
             return
         trainer.save_checkpoint(self.path)
+
+
+class EpochProgressBar(RichProgressBar):
+    """Lightning's bar says "Epoch 9/9" during the tenth of ten epochs (it counts from 0) while the logs, best.json
+    and the report say epoch 10; this one says "Epoch 10/10"."""
+
+    def _get_train_description(self, current_epoch: int) -> str:  # Lightning's hook for the bar's label
+        total = self.trainer.max_epochs
+        description = f"Epoch {current_epoch + 1}" + (f"/{total}" if total is not None and total > 0 else "")
+        if len(self.validation_description) > len(description):
+            description = f"{description:{len(self.validation_description)}}"
+        return description

@@ -1,51 +1,49 @@
 """`fit`: train a registered model on a configured data source and leave a complete run directory behind.
 
-Run directory layout::
+The run directory and its files belong to `radcnn.runs` (see its docstring for the layout): `fit` stages the run in
+``.<name>.partial``, trains into it and commits it when complete. `resume=True` continues an interrupted run from
+its last epoch checkpoint with the configuration recorded in the run; `changes` may only extend ``train.epochs``
+(recorded in config.yaml), any other value that differs from the recorded one is refused with its name.
 
-    config.yaml              the resolved configuration
-    split.csv                path, patient_id, metadata, labels, split — the patient-level split actually used
-                             (split.csv.rcenc, encrypted with the data key, when the data are read with a key)
-    data_summary.json        images/patients/positives per split, skipped files, leakage check result
-    best_model.safetensors   best weights by validation AUC + ModelSpec (decision thresholds chosen on val)
-    best.json                epoch and validation AUC of the best model
-    transfer_report.json     which tensors were loaded from --weights (only with initial weights)
-    skipped.csv              inputs left out under on_error=skip, with the reason (only when there were any)
-    checkpoints/last.ckpt    Lightning checkpoint written atomically after every epoch (for --resume)
-    logs/                    CSV (metrics.csv) and TensorBoard logs
-
-The run is built in `.<name>.partial` beside its destination and renamed into place when it is complete, so a
-failed or killed command never leaves a half-written run under the final name or touches an existing one; `resume`
-continues a killed run from the partial folder's last checkpoint.
+Ctrl-C (SIGINT) during training stops after the current batch: the last finished epoch stays in the partial
+folder, and the `Interrupted` error says so and how to resume (the CLI exits with 130).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import shutil
+import signal
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from radcnn.config import RunConfig, dump_config
+from radcnn.config import RunConfig
 from radcnn.data.datamodule import RadiographDataModule
-from radcnn.data.encrypted import data_key
-from radcnn.data.prepare import PreparedData, prepare_data
+from radcnn.data.layouts.common import write_skipped_csv
+from radcnn.data.prepare import PreparedData, data_key, prepare_data
 from radcnn.data.splits import split_summary
-from radcnn.errors import ConfigError, RunDirectoryError
-from radcnn.io import atomic_path, write_json_atomic, write_text_atomic
+from radcnn.errors import ConfigError, Interrupted
 from radcnn.models.checkpoint import load_model, save_model
+from radcnn.models.inference import predict_probabilities
 from radcnn.models.registry import check_model_name, create_model
 from radcnn.models.spec import ModelSpec
-from radcnn.training.callbacks import BEST_MODEL, read_best
+from radcnn.runs import BEST_MODEL, CHECKPOINT, DATA_SUMMARY, METRICS_LOG, SKIPPED, SPLIT, TRANSFER_REPORT, RunDir
+from radcnn.runs import start_run as stage_run
 from radcnn.training.precision import resolve_precision
-from radcnn.training.predict_arrays import predict_probabilities
 from radcnn.training.trainer import build_module, build_trainer
 
 log = logging.getLogger(__name__)
+
+# What a resumed run may change: more epochs extend training; everything else would make the run a different one.
+RESUMABLE_CHANGES = frozenset({"train.epochs"})
 
 
 @dataclass(frozen=True)
@@ -59,112 +57,125 @@ class FitResult:
     n_skipped: int = 0
 
 
-def partial_dir(run_dir: Path) -> Path:
-    return run_dir.with_name(f".{run_dir.name}.partial")
-
-
-def prepare_run_dir(run_dir: Path, *, overwrite: bool = False, resume: bool = False) -> None:
-    """Refuse to touch an existing run unless told to; check that a resume has something to resume."""
-    run_dir = Path(run_dir)
-    if resume and overwrite:
-        raise RunDirectoryError("--resume and --overwrite exclude each other")
-    partial = partial_dir(run_dir)
-    if resume:
-        if not (partial / "checkpoints" / "last.ckpt").is_file():
-            done = " (that run is complete)" if (run_dir / BEST_MODEL).is_file() else ""
-            raise RunDirectoryError(f"{run_dir}: nothing to resume — no interrupted run with a checkpoint{done}")
-        return
-    if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
-        raise RunDirectoryError(f"{run_dir} already exists; pass --overwrite to replace it or choose another --out")
-    if partial.exists() and not overwrite:
-        raise RunDirectoryError(
-            f"{run_dir}: an interrupted run exists in {partial}; pass --resume to continue it or --overwrite to restart"
-        )
-
-
 def fit(
-    config: RunConfig,
+    config: RunConfig | None,
     run_dir: str | Path,
     *,
     overwrite: bool = False,
     resume: bool = False,
+    changes: dict[str, Any] | None = None,
+    change_names: dict[str, str] | None = None,
     data: PreparedData | None = None,
     cache_progress: Callable[[int, int], None] | None = None,
 ) -> FitResult:
+    """Train into `run_dir`. A fresh run needs `config` (`changes` are applied to it); a resumed run takes its own
+    (`config` must be None) with `changes` ({"train.epochs": 20}) applied where allowed. `change_names` names each
+    change the way the caller's user wrote it ({"train.epochs": "--epochs"}) for error messages."""
     run_dir = Path(run_dir)
-    prepare_run_dir(run_dir, overwrite=overwrite, resume=resume)
-    work = partial_dir(run_dir)
-    if resume:
-        config = _resumed_config(work, config)
-    check_model_name(config.model.name)
-    if data is None:
-        data = prepare_data(config.data, seed=config.train.seed, progress=cache_progress)
-    if not resume:
-        if work.exists():
-            shutil.rmtree(work)
-        work.mkdir(parents=True)
+    staging = stage_run(run_dir, overwrite=overwrite, resume=resume)
+    run = staging.run
     try:
-        result = _train_into(config, data, work, resume=resume)
+        if resume:
+            config = resumed_config(run.config(), config, changes or {}, names=change_names)
+        elif config is None:
+            raise ConfigError("fit needs a RunConfig for a new run")
+        elif changes:
+            config = apply_changes(config, changes)
+        check_model_name(config.model.name)
+        if data is None:
+            data = prepare_data(config.data, seed=config.train.seed, progress=cache_progress)
+        run.write_config(config)
+        result = _train_into(config, data, run, resume=resume)
+    except (KeyboardInterrupt, _SigInt) as exc:
+        kept = staging.discard_unless_resumable()
+        raise Interrupted(_interrupt_message(run, run_dir, kept)) from exc
     except BaseException:
-        # A killed/failed fresh run is kept only if it has a checkpoint worth resuming; otherwise clean up.
-        if not (work / "checkpoints" / "last.ckpt").is_file():
-            shutil.rmtree(work, ignore_errors=True)
+        staging.discard_unless_resumable()
         raise
-    _move_into_place(work, run_dir)
+    staging.commit()
     return replace(result, run_dir=run_dir)
 
 
-def _resumed_config(work: Path, given: RunConfig) -> RunConfig:
-    from radcnn.config import load_config
+def apply_changes(config: RunConfig, changes: dict[str, Any]) -> RunConfig:
+    """`config` with {"section.field": value} applied (values already typed)."""
+    sections: dict[str, dict[str, Any]] = {}
+    for dotted, value in changes.items():
+        section, _, name = dotted.partition(".")
+        sections.setdefault(section, {})[name] = value
+    updated = {}
+    for section, values in sections.items():
+        current = getattr(config, section)
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(current)})
+        if unknown:
+            raise ConfigError(f"unknown configuration key(s) {', '.join(f'{section}.{u}' for u in unknown)}")
+        updated[section] = replace(current, **values)
+    return replace(config, **updated)
 
-    saved = load_config(work / "config.yaml")
-    if saved.data != given.data or saved.model != given.model:
-        log.warning("resuming with the data and model settings saved in %s, not the ones given", work)
-    return replace(saved, train=replace(given.train, seed=saved.train.seed))
 
-
-def _move_into_place(work: Path, run_dir: Path) -> None:
-    if run_dir.exists():
-        # Only reached with overwrite=True: drop the old run only once the new one is complete.
-        trash = run_dir.with_name(f".{run_dir.name}.old")
-        if trash.exists():
-            shutil.rmtree(trash)
-        run_dir.rename(trash)
-        work.rename(run_dir)
-        shutil.rmtree(trash)
-    else:
-        work.rename(run_dir)
+def resumed_config(
+    saved: RunConfig, given: RunConfig | None, changes: dict[str, Any], *, names: dict[str, str] | None = None
+) -> RunConfig:
+    """The recorded configuration with the allowed `changes`; a differing value of any other key is refused."""
+    if given is not None and given != saved:
+        raise ConfigError("a resumed run takes its configuration from the run; do not pass a config with --resume")
+    names = names or {}
+    allowed = {}
+    for dotted, value in changes.items():
+        section, _, name = dotted.partition(".")
+        recorded = getattr(getattr(saved, section), name)
+        if value == recorded:
+            continue
+        shown = f"{names[dotted]} {value}" if dotted in names else f"{dotted} = {value!r}"
+        if dotted not in RESUMABLE_CHANGES:
+            extendable = ", ".join(names.get(k, k) for k in sorted(RESUMABLE_CHANGES))
+            raise ConfigError(
+                f"cannot resume with {shown}: the run was started with {dotted} = {recorded!r}, and a resumed run keeps "
+                f"its recorded configuration (only {extendable} may change, to extend training)"
+            )
+        if dotted == "train.epochs" and value < saved.train.epochs:
+            raise ConfigError(f"cannot resume with {shown}: the run plans {saved.train.epochs} epochs already")
+        allowed[dotted] = value
+    if allowed:
+        log.info("resuming with %s (recorded in config.yaml)", ", ".join(f"{k} = {v}" for k, v in allowed.items()))
+    return apply_changes(saved, allowed) if allowed else saved
 
 
 def resolve_task(requested: str, labels: np.ndarray, label_names: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
-    """binary/multi-label (one sigmoid per column) or multi-class (one column of class indices → softmax).
+    """binary/multi-label (one sigmoid per column) or multi-class (one softmax) and the output names.
 
-    "auto" picks multi-class when there is one label column whose known values are whole numbers above 1.
+    Multi-class labels are one column of class indices 0..K-1 (outputs "name=k") or one-hot columns, one per class
+    (outputs named after the columns). "auto" picks multi-class for an index column with values above 1, and for
+    three or more columns of which every known row has exactly one 1.
     """
     known = labels[~np.isnan(labels)]
-    indices = labels.shape[1] == 1 and known.size > 0 and bool(np.all(known == np.round(known))) and known.min() >= 0
+    if labels.shape[1] > 1:
+        rows = labels[~np.isnan(labels).any(axis=1)]
+        exclusive = len(rows) > 0 and bool(np.all(rows.sum(axis=1) == 1)) and np.isin(rows, (0, 1)).all()
+        if requested == "multiclass" or (requested == "auto" and exclusive and labels.shape[1] >= 3):
+            if not exclusive:
+                raise ConfigError("train.task multiclass needs one-hot label columns (exactly one 1 per image)")
+            return "multiclass", label_names
+        return "binary", label_names
+    indices = known.size > 0 and bool(np.all(known == np.round(known))) and known.min() >= 0
     if requested == "binary" or (requested == "auto" and not (indices and known.max() > 1)):
         return "binary", label_names
     if not indices:
-        raise ConfigError(
-            f"train.task multiclass needs one label column of class indices 0..K-1; got {labels.shape[1]} column(s)"
-        )
-    n_classes = int(known.max()) + 1
-    return "multiclass", tuple(f"{label_names[0]}={k}" for k in range(n_classes))
+        raise ConfigError("train.task multiclass needs one label column of class indices 0..K-1 or one-hot columns")
+    return "multiclass", tuple(f"{label_names[0]}={k}" for k in range(int(known.max()) + 1))
 
 
-def _initial_model(config: RunConfig, spec: ModelSpec, work: Path) -> torch.nn.Module:
+def _initial_model(config: RunConfig, spec: ModelSpec, run: RunDir) -> torch.nn.Module:
     model = create_model(config.model.name, num_outputs=spec.num_outputs, input_size=tuple(config.data.image_size))
     if config.model.weights:
         from radcnn.models.transfer import initialise_from
 
         report = initialise_from(model, config.model.name, config.model.weights, source=config.model.weights_format)
-        write_json_atomic(work / "transfer_report.json", report.to_dict())
+        run.write_json(TRANSFER_REPORT, report.to_dict())
         log.info("initial weights: %s", report.summary())
     return model
 
 
-def _train_into(config: RunConfig, data: PreparedData, work: Path, *, resume: bool) -> FitResult:
+def _train_into(config: RunConfig, data: PreparedData, run: RunDir, *, resume: bool) -> FitResult:
     task, output_names = resolve_task(config.train.task, data.splits["train"].labels, data.label_names)
     spec = ModelSpec(
         architecture=config.model.name,
@@ -174,18 +185,17 @@ def _train_into(config: RunConfig, data: PreparedData, work: Path, *, resume: bo
         task=task,
     )
     if not resume:
-        write_text_atomic(work / "config.yaml", dump_config(config))
-        _write_split(data, work, key=data_key(config.data))
+        write_data_record(run, data, key=data_key(config.data))
     precision = resolve_precision(config.train.precision)
-    checkpoint = work / "checkpoints" / "last.ckpt" if resume else None
-    earlier_log = _set_aside_metrics_log(work) if resume else None
+    checkpoint = run.file(CHECKPOINT) if resume else None
+    earlier_log = _set_aside_metrics_log(run) if resume else None
     # Seed inside a forked RNG so that weight init and training are reproducible without changing the caller's
     # global random state (library code must not set global RNG state).
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _sigint_raises():
         torch.manual_seed(config.train.seed)
-        model = _initial_model(config, spec, work)
+        model = _initial_model(config, spec, run)
         module = build_module(config, model, data.splits["train"].labels, precision, task=task)
-        trainer = build_trainer(config, work, spec, precision)
+        trainer = build_trainer(config, run.path, spec, precision)
         datamodule = RadiographDataModule(
             data.splits,
             batch_size=config.train.batch_size,
@@ -199,15 +209,54 @@ def _train_into(config: RunConfig, data: PreparedData, work: Path, *, resume: bo
             trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
         epochs_run = int(trainer.current_epoch)
     if earlier_log is not None:
-        _merge_metrics_log(work, earlier_log)
-    spec = _choose_thresholds(work, data, config)
-    best = read_best(work)
-    return FitResult(work, best["epoch"], best.get("val_auc"), spec, precision, epochs_run, len(data.skipped))
+        _merge_metrics_log(run, earlier_log)
+    spec = _choose_thresholds(run, data, config)
+    best = run.best()
+    return FitResult(run.path, best["epoch"], best.get("val_auc"), spec, precision, epochs_run, len(data.skipped))
 
 
-def _set_aside_metrics_log(work: Path) -> Path | None:
+class _SigInt(BaseException):
+    """Raised by the SIGINT handler inside training. Lightning turns a KeyboardInterrupt into `sys.exit(1)` with no
+    message; any other exception it re-raises after its own clean-up, so `fit` can say what was saved."""
+
+
+@contextmanager
+def _sigint_raises() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be installed from the main thread; the caller handles interrupts there
+        return
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean-up
+        raise _SigInt()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_message(run: RunDir, run_dir: Path, kept: bool) -> str:
+    if not kept:
+        return f"training of {run_dir} stopped before its first epoch finished; nothing was kept"
+    epochs = _logged_epochs(run)
+    saved = f"epoch {epochs} is" if epochs else "the last finished epoch is"
+    return f"{saved} saved in {run.path}; continue with: radcnn train --out {run_dir} --resume"
+
+
+def _logged_epochs(run: RunDir) -> int | None:
+    try:
+        state = torch.load(run.file(CHECKPOINT), map_location="cpu", weights_only=False, mmap=True)
+    except (OSError, RuntimeError, EOFError) as exc:
+        log.debug("cannot read %s: %s", run.file(CHECKPOINT), exc)
+        return None
+    return int(state.get("epoch", -1)) + 1 or None
+
+
+def _set_aside_metrics_log(run: RunDir) -> Path | None:
     """Lightning's CSV logger starts a fresh metrics.csv on resume; keep the epochs logged before the kill."""
-    log_file = work / "logs" / "metrics.csv"
+    log_file = run.file(METRICS_LOG)
     if not log_file.is_file():
         return None
     kept = log_file.with_name("metrics.before_resume.csv")
@@ -215,10 +264,12 @@ def _set_aside_metrics_log(work: Path) -> Path | None:
     return kept
 
 
-def _merge_metrics_log(work: Path, earlier: Path) -> None:
+def _merge_metrics_log(run: RunDir, earlier: Path) -> None:
     import pandas as pd
 
-    log_file = work / "logs" / "metrics.csv"
+    from radcnn.io import atomic_path
+
+    log_file = run.file(METRICS_LOG)
     before = pd.read_csv(earlier)
     after = pd.read_csv(log_file) if log_file.is_file() else before.iloc[0:0]
     first_resumed = after["epoch"].min() if len(after) else np.inf
@@ -228,11 +279,11 @@ def _merge_metrics_log(work: Path, earlier: Path) -> None:
     earlier.unlink()
 
 
-def _choose_thresholds(work: Path, data: PreparedData, config: RunConfig) -> ModelSpec:
+def _choose_thresholds(run: RunDir, data: PreparedData, config: RunConfig) -> ModelSpec:
     """Pick each label's decision threshold on the validation split and store it in the saved model."""
     from radcnn.evaluation.thresholds import choose_threshold
 
-    model, spec = load_model(work / BEST_MODEL)
+    model, spec = load_model(run.file(BEST_MODEL))
     method = config.train.threshold_method
     if method == "fixed" or spec.task == "multiclass":  # multi-class decisions are the arg-max class
         return spec
@@ -249,35 +300,33 @@ def _choose_thresholds(work: Path, data: PreparedData, config: RunConfig) -> Mod
         thresholds.append(float(choice.threshold))
     target = f" (target {config.train.threshold_target})" if config.train.threshold_target else ""
     spec = replace(spec, thresholds=tuple(thresholds), threshold_method=f"{method}{target} on val")
-    save_model(model, spec, work / BEST_MODEL)
+    save_model(model, spec, run.file(BEST_MODEL))
     return spec
 
 
-def _write_split(data: PreparedData, work: Path, *, key=None) -> None:
+def write_data_record(run: RunDir, data: PreparedData, *, key=None) -> None:
+    """split.csv (encrypted with the data key when there is one), skipped.csv and data_summary.json."""
     table = data.manifest.table
     extra = [c for c in ("study", "site", "view", "sex", "age") if c in table.columns]
     columns = ["path", "patient_id", *extra, *data.label_names, "split"]
-    if key is None:
-        with atomic_path(work / "split.csv") as tmp:
-            table[columns].to_csv(tmp, index=False)
-    else:
-        # Patient ids, labels and metadata of an encrypted dataset: a plaintext copy would defeat encryption at rest.
-        from radcnn.privacy.encryption import encrypt_bytes
+    # Patient ids, labels and metadata of an encrypted dataset: a plaintext copy would defeat encryption at rest.
+    from radcnn.encryption.files import write_protected
 
-        encrypt_bytes(table[columns].to_csv(index=False).encode("utf-8"), work / "split.csv.rcenc", key)
+    write_protected(run.file(SPLIT), table[columns].to_csv(index=False).encode("utf-8"), key)
     if data.skipped:
-        from radcnn.data.layouts.common import write_skipped_csv
-
-        write_skipped_csv(data.skipped, work / "skipped.csv")
-        log.warning("%d input(s) skipped (on_error=skip); see skipped.csv in the run", len(data.skipped))
+        write_skipped_csv(data.skipped, run.file(SKIPPED))
+        log.warning("%d input(s) left out; see %s in the run", len(data.skipped), SKIPPED)
     summary = split_summary(data.manifest, data.partitions)
-    write_json_atomic(
-        work / "data_summary.json",
+    checks = [c.to_dict() for c in data.checks]
+    run.write_json(
+        DATA_SUMMARY,
         {
             "source": str(data.manifest.source),
             "label_names": list(data.label_names),
             "splits": summary.to_dict(orient="records"),
-            "leakage_check": "passed: no patient in more than one split",
+            "official_split": data.official_split,
+            "leakage_checks": checks,
+            "leakage_check": "passed: " + "; ".join(f"{c['check']}: {c['result']}" for c in checks),
             "skipped": [{"item": what, "reason": why} for what, why in data.skipped],
         },
     )

@@ -1,4 +1,9 @@
-"""`ClassifierModule`: wires a network, the masked BCE-with-logits loss, validation AUC and the optimiser."""
+"""`ClassifierModule`: wires a network, the masked loss, validation AUC and the optimiser.
+
+The validation loss is the training loss (same function, same `pos_weight`), so the two curves in the report are
+comparable; validation AUC comes from `radcnn.evaluation.auc`, the code evaluation reports with. A multi-class
+task takes its labels as class indices (one column) or as one-hot columns; both train one softmax.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from radcnn.errors import TrainingError
-from radcnn.training.predict_arrays import logits_to_probabilities
+from radcnn.evaluation.auc import mean_auc, multiclass_auc
+from radcnn.models.inference import logits_to_probabilities
 
 
 def masked_bce_with_logits(logits: torch.Tensor, targets: torch.Tensor, pos_weight=None) -> torch.Tensor:
@@ -26,36 +32,17 @@ def masked_bce_with_logits(logits: torch.Tensor, targets: torch.Tensor, pos_weig
 
 
 def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Softmax cross-entropy for class-index targets (N, 1); NaN (unknown) rows contribute nothing."""
-    index = targets[:, 0]
+    """Softmax cross-entropy for class indices (N, 1) or one-hot targets (N, K); unknown rows contribute nothing."""
+    if targets.shape[1] > 1:
+        clean = torch.nan_to_num(targets)
+        exactly_one = ~torch.isnan(targets).any(dim=1) & (clean.sum(dim=1) == 1)
+        index = torch.where(exactly_one, clean.argmax(dim=1).float(), torch.full_like(clean[:, 0], float("nan")))
+    else:
+        index = targets[:, 0]
     known = ~torch.isnan(index)
     if not known.any():
         return logits.sum() * 0.0
     return F.cross_entropy(logits.float()[known], index[known].long())
-
-
-def multiclass_auc(targets: np.ndarray, probabilities: np.ndarray) -> float:
-    """Macro one-vs-rest ROC-AUC over the classes present (NaN when fewer than two are)."""
-    from sklearn.metrics import roc_auc_score
-
-    index = targets[:, 0]
-    known = ~np.isnan(index)
-    y = index[known].astype(int)
-    aucs = [roc_auc_score(y == k, probabilities[known, k]) for k in np.unique(y) if 0 < (y == k).sum() < len(y)]
-    return float(np.mean(aucs)) if aucs else float("nan")
-
-
-def mean_auc(targets: np.ndarray, probabilities: np.ndarray) -> float:
-    """Mean ROC-AUC over labels that have both classes among the known values (NaN if none has)."""
-    from sklearn.metrics import roc_auc_score
-
-    aucs = []
-    for j in range(targets.shape[1]):
-        known = ~np.isnan(targets[:, j])
-        y = targets[known, j]
-        if len(np.unique(y)) == 2:
-            aucs.append(roc_auc_score(y, probabilities[known, j]))
-    return float(np.mean(aucs)) if aucs else float("nan")
 
 
 def positive_weights(labels: np.ndarray) -> torch.Tensor:
@@ -66,22 +53,6 @@ def positive_weights(labels: np.ndarray) -> torch.Tensor:
         n_pos, n_neg = float((y > 0.5).sum()), float((y <= 0.5).sum())
         weights.append(n_neg / n_pos if n_pos > 0 and n_neg > 0 else 1.0)
     return torch.tensor(weights, dtype=torch.float32)
-
-
-def _binary_loss_and_auc(targets: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
-    known = ~np.isnan(targets)
-    clipped = np.clip(probs, 1e-7, 1 - 1e-7)
-    y = np.nan_to_num(targets)
-    loss = float(-(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))[known].mean()) if known.any() else 0.0
-    return loss, mean_auc(targets, probs)
-
-
-def _multiclass_loss_and_auc(targets: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
-    known = ~np.isnan(targets[:, 0])
-    if not known.any():
-        return 0.0, float("nan")
-    picked = probs[known, targets[known, 0].astype(int)]
-    return float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()), multiclass_auc(targets, probs)
 
 
 class ClassifierModule(L.LightningModule):
@@ -109,19 +80,22 @@ class ClassifierModule(L.LightningModule):
             self.model = self.model.to(memory_format=torch.channels_last)
         self.register_buffer("pos_weight", pos_weight if pos_weight is not None else torch.empty(0), persistent=False)
         self._val_targets: list[torch.Tensor] = []
-        self._val_probs: list[torch.Tensor] = []
+        self._val_logits: list[torch.Tensor] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
 
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training objective; validation reports the same function."""
+        if self.task == "multiclass":
+            return masked_cross_entropy(logits, targets)
+        return masked_bce_with_logits(logits, targets, self.pos_weight if self.pos_weight.numel() else None)
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        if self.task == "multiclass":
-            loss = masked_cross_entropy(self(x), y)
-        else:
-            loss = masked_bce_with_logits(self(x), y, self.pos_weight if self.pos_weight.numel() else None)
+        loss = self.loss(self(x), y)
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"loss became {loss.item()} at epoch {self.current_epoch + 1}, batch {batch_idx + 1}; "
@@ -133,22 +107,20 @@ class ClassifierModule(L.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
         self._val_targets.append(y.detach())
-        self._val_probs.append(logits_to_probabilities(self(x).float(), self.task).detach())
+        self._val_logits.append(self(x).float().detach())
 
     def on_validation_epoch_end(self) -> None:
-        targets, probs = torch.cat(self._val_targets), torch.cat(self._val_probs)
+        targets, logits = torch.cat(self._val_targets), torch.cat(self._val_logits)
         self._val_targets.clear()
-        self._val_probs.clear()
+        self._val_logits.clear()
         if self.trainer.world_size > 1:
-            # Each process saw a shard of the validation set; AUC needs all of it.
+            # Each process saw a shard of the validation set; loss and AUC need all of it.
             targets = self.all_gather(targets).reshape(-1, targets.shape[-1])
-            probs = self.all_gather(probs).reshape(-1, probs.shape[-1])
-        targets_np, probs_np = targets.cpu().numpy(), probs.cpu().numpy()
-        loss, auc = (
-            _multiclass_loss_and_auc(targets_np, probs_np)
-            if self.task == "multiclass"
-            else _binary_loss_and_auc(targets_np, probs_np)
-        )
+            logits = self.all_gather(logits).reshape(-1, logits.shape[-1])
+        loss = float(self.loss(logits, targets))
+        probs = logits_to_probabilities(logits, self.task).cpu().numpy()
+        labels = targets.cpu().numpy()
+        auc = multiclass_auc(labels, probs) if self.task == "multiclass" else mean_auc(labels, probs)
         self.log("val_loss", loss, prog_bar=True)
         # A single-class validation split has no AUC; -inf keeps "higher is better" monitoring well defined.
         self.log("val_auc", auc if not math.isnan(auc) else float("-inf"), prog_bar=True)

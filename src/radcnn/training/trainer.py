@@ -14,7 +14,8 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from radcnn.config import RunConfig
 from radcnn.models.spec import ModelSpec
-from radcnn.training.callbacks import BestModelExport, EpochCheckpoint
+from radcnn.runs import CHECKPOINT, LOGS
+from radcnn.training.callbacks import BestModelExport, EpochCheckpoint, EpochProgressBar
 from radcnn.training.checkpoint_io import AtomicCheckpointIO
 from radcnn.training.module import ClassifierModule, positive_weights
 
@@ -52,10 +53,12 @@ def build_trainer(config: RunConfig, work: Path, spec: ModelSpec, precision: str
     train = config.train
     callbacks: list[L.Callback] = [BestModelExport(work, spec)]
     if train.checkpoint_every_epoch:
-        callbacks.append(EpochCheckpoint(work / "checkpoints" / "last.ckpt"))
+        callbacks.append(EpochCheckpoint(work / CHECKPOINT))
     if train.early_stopping_patience > 0:
         callbacks.append(EarlyStopping(monitor="val_auc", mode="max", patience=train.early_stopping_patience))
-    loggers: list = [CSVLogger(work, name="logs", version=""), TensorBoardLogger(work, name="logs", version="")]
+    if train.progress_bar:
+        callbacks.append(EpochProgressBar())
+    loggers: list = [CSVLogger(work, name=LOGS, version=""), TensorBoardLogger(work, name=LOGS, version="")]
     if importlib.util.find_spec("mlflow") is not None:
         from lightning.pytorch.loggers import MLFlowLogger
 

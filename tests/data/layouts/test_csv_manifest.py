@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from radcnn.data.layouts import load_layout, summarize_skipped, write_skipped_csv
-from radcnn.errors import ManifestError
+from radcnn.errors import ConfigError, ManifestError
 
 
 @pytest.fixture
@@ -85,5 +85,5 @@ def test_a_folder_with_one_csv_is_accepted(tree):
     _csv(tree, "path,patient_id,nodule\nimg/a.png,P1,1\n")
     assert len(load_layout("csv", tree)) == 1
     _csv(tree, "path,patient_id,nodule\nimg/b.png,P1,1\n", "second.csv")
-    with pytest.raises(ManifestError, match="expected one .csv in the folder, found 2"):
+    with pytest.raises(ConfigError, match=r"several labels files \(labels.csv, second.csv\)"):
         load_layout("csv", tree)

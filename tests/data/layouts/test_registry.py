@@ -6,7 +6,7 @@ from radcnn.data.layouts import LAYOUTS, detect_layout, layout_card, layout_opti
 from radcnn.data.manifest import Manifest
 from radcnn.errors import ConfigError, DataError, UnknownNameError
 
-EXPECTED = ["chexpert", "csv", "folder_per_class", "medmnist", "nih_chestxray14", "rsna_pneumonia"]
+EXPECTED = ["chexpert", "csv", "dicom_folder", "folder_per_class", "medmnist", "nih_chestxray14", "rsna_pneumonia"]
 
 
 def test_all_layouts_are_registered():
@@ -44,6 +44,8 @@ def _trees(root, fake):
     trees["csv"] = root / "own"  # a folder with one labels CSV, images below it: not folder_per_class
     fake.png(root / "classes" / "NORMAL" / "x.png")
     trees["folder_per_class"] = root / "classes"
+    fake.dicom(root / "export" / "PX01" / "20240101" / "1.2.3" / "IM0001")  # a PACS export: no suffixes, nested
+    trees["dicom_folder"] = root / "export"
     return trees
 
 

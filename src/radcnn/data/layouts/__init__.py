@@ -9,7 +9,15 @@ ManifestError naming file, row and column; "skip" leaves the row out and lists i
 from __future__ import annotations
 
 # Importing the layout modules registers them; the order here does not matter (detection uses priorities).
-from radcnn.data.layouts import chexpert, csv_manifest, folder_per_class, medmnist, nih_chestxray14, rsna_pneumonia
+from radcnn.data.layouts import (
+    chexpert,
+    csv_manifest,
+    dicom_folder,
+    folder_per_class,
+    medmnist,
+    nih_chestxray14,
+    rsna_pneumonia,
+)
 from radcnn.data.layouts.common import parse_boxes, summarize_skipped, write_skipped_csv
 from radcnn.data.layouts.inspection import DatasetReport, inspect_dataset
 from radcnn.data.layouts.registry import LAYOUTS, detect_layout, layout_card, layout_infos, layout_options, load_layout
@@ -20,6 +28,7 @@ __all__ = [
     "chexpert",
     "csv_manifest",
     "detect_layout",
+    "dicom_folder",
     "folder_per_class",
     "inspect_dataset",
     "layout_card",

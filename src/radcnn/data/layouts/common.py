@@ -10,11 +10,13 @@ A loader never drops a row silently. Each problem goes through :class:`Problems`
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from radcnn.data.manifest import Manifest
@@ -94,6 +96,25 @@ def index_images(folders: Iterable[Path], problems: Problems) -> dict[str, Path]
                 continue
             found[path.name] = path
     return found
+
+
+def hash_files(paths: list[str] | list[Path], *, workers: int | None = None) -> list[str]:
+    """SHA-256 of each file, in order (for dropping duplicate copies inside a dataset tree). Threads suffice: file
+    reads and hashlib both release the GIL."""
+    workers = workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_file_digest, [str(p) for p in paths], chunksize=16))
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise ManifestError(path, f"cannot read the file to hash it ({exc.strerror or exc})") from None
+    return digest.hexdigest()
 
 
 def boxes_to_json(boxes: list[dict]) -> str:

@@ -16,7 +16,11 @@ Layout::
 
 Paths are relative to the CSV's folder (or absolute). Column names are configurable: ``path_column``,
 ``patient_column`` (None: each image is its own patient, with a warning — patient-level splits are then impossible),
-``site_column`` (→ ``site``), ``label_columns`` (None: every other column whose values are all 0/1/blank).
+``site_column`` (→ ``site``), ``label_columns`` (None: the ``labels`` listed by a ``dataset.json`` card beside the
+CSV — `radcnn synth` writes one — else every other column whose values are all 0/1/blank).
+
+Encrypted at rest: the CSV may be stored as ``labels.csv.rcenc`` and its images as ``<name>.rcenc``
+(`radcnn encrypt`); with a key both are read in memory (the key is passed by `prepare_data`, never a user option).
 Everything else is kept as metadata. Bad rows — a label outside the allowed set, an empty path or patient id, a
 duplicate row, a missing image file — go through ``on_error`` with the CSV row number.
 """
@@ -24,27 +28,55 @@ duplicate row, a missing image file — go through ``on_error`` with the CSV row
 from __future__ import annotations
 
 import csv
+import io
+import json
 import logging
+import os
 from pathlib import Path
 
 import pandas as pd
 
 from radcnn.data.layouts.registry import LAYOUTS
 from radcnn.data.manifest import Manifest, read_labels_csv
-from radcnn.errors import ManifestError
+from radcnn.encryption.files import SUFFIX, is_encrypted_file, key_needed, read_plaintext, stored_file
+from radcnn.errors import ConfigError, ManifestError
 
 log = logging.getLogger(__name__)
 
 _LABEL_TEXT = {"", "nan", "0", "1", "0.0", "1.0", "true", "false", "yes", "no"}
 
 
+CARD = "dataset.json"
+
+
+def find_labels_csv(source: str | os.PathLike[str]) -> Path | None:
+    """The labels CSV of `source` (plain or `.csv.rcenc`): the file itself, `source.rcenc`, or the one CSV in a
+    folder; None when `source` holds no CSV. Several CSVs in one folder are ambiguous (ConfigError)."""
+    source = Path(source)
+    if source.is_dir():
+        found = sorted({*source.glob("*.csv"), *source.glob(f"*.csv{SUFFIX}")})
+        found = [p for p in found if p.is_file()]
+        if len(found) > 1:
+            names = ", ".join(p.name for p in found)
+            raise ConfigError(f"{source}: several labels files ({names}); pass the one to use as data.source")
+        return found[0] if found else None
+    stored = stored_file(source)
+    if stored is None:
+        return None
+    return stored if stored.name.lower().removesuffix(SUFFIX).endswith(".csv") else None
+
+
 def _detect(path: Path) -> bool:
-    """A .csv with a ``path`` column, or a folder holding exactly one such file."""
-    if path.is_dir():
-        candidates = list(path.glob("*.csv"))
-        return len(candidates) == 1 and _detect(candidates[0])
-    if not (path.is_file() and path.suffix.lower() == ".csv"):
+    """A .csv (plain or encrypted) with a ``path`` column, or a folder holding exactly one such file."""
+    try:
+        found = find_labels_csv(path)
+    except ConfigError:
         return False
+    if found is None:
+        return False
+    if is_encrypted_file(found):
+        return True  # its header can only be read with the key; a lone encrypted CSV is a labels file
+    path = found
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             header = next(csv.reader(handle), [])
@@ -68,14 +100,15 @@ def load_csv_manifest(
     path_column: str = "path",
     patient_column: str | None = "patient_id",
     site_column: str | None = None,
+    key=None,
 ) -> Manifest:
-    """Load a labels CSV (see the module docstring)."""
-    source = Path(source)
-    if source.is_dir():
-        candidates = sorted(source.glob("*.csv"))
-        if len(candidates) != 1:
-            raise ManifestError(source, f"expected one .csv in the folder, found {len(candidates)}; pass the file")
-        source = candidates[0]
+    """Load a labels CSV (see the module docstring). `key` reads a CSV and images encrypted at rest."""
+    found = find_labels_csv(source)
+    if found is None:
+        raise ManifestError(source, "no labels CSV (plain or .csv.rcenc) found")
+    if key is None and is_encrypted_file(found):
+        raise key_needed(found)
+    source = found.with_name(found.name.removesuffix(SUFFIX))
     columns = {path_column: "path"}
     if patient_column:
         columns[patient_column] = "patient_id"
@@ -84,7 +117,7 @@ def load_csv_manifest(
     if isinstance(label_columns, str):
         label_columns = tuple(c.strip() for c in label_columns.split(",") if c.strip())
     if label_columns is None:
-        label_columns = infer_label_columns(source, exclude=set(columns))
+        label_columns = card_labels(source, key=key) or infer_label_columns(source, exclude=set(columns), key=key)
     return read_labels_csv(
         source,
         label_columns,
@@ -92,13 +125,30 @@ def load_csv_manifest(
         on_error=on_error,
         columns={k: v for k, v in columns.items() if k != v},
         patient_ids_from_paths=not patient_column,
+        key=key,
     )
 
 
-def infer_label_columns(csv_path: Path, *, exclude: set[str]) -> tuple[str, ...]:
+def card_labels(csv_path: Path, *, key=None) -> tuple[str, ...]:
+    """The default labels a ``dataset.json`` card beside the CSV names (empty when there is no card)."""
+    card = csv_path.parent / CARD
+    stored = stored_file(card)
+    if stored is None:
+        return ()
+    try:
+        labels = json.loads(read_plaintext(stored, key)).get("labels", [])
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
+        raise ManifestError(card, f"not a readable dataset card ({exc}); expected JSON with a 'labels' list") from None
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise ManifestError(card, f"'labels' must be a list of column names, got {labels!r}")
+    return tuple(labels)
+
+
+def infer_label_columns(csv_path: Path, *, exclude: set[str], key=None) -> tuple[str, ...]:
     """Columns (other than `exclude`) whose every value reads as 0, 1 or blank, and not all blank."""
     try:
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+        text = read_plaintext(stored_file(csv_path) or csv_path, key)
+        table = pd.read_csv(io.BytesIO(text), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ManifestError(csv_path, f"not a readable CSV file ({exc})") from None
     found = []

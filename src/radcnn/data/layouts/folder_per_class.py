@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from radcnn.data.layouts.common import Problems, is_image_file, walk_files
+from radcnn.data.layouts.common import Problems, hash_files, is_image_file, walk_files
 from radcnn.data.layouts.registry import LAYOUTS
 from radcnn.data.manifest import Manifest
 from radcnn.errors import ConfigError, DataError
@@ -181,8 +181,6 @@ def _collect(root: Path, problems: Problems) -> list[dict]:
 
 
 def _drop_duplicates(table: pd.DataFrame, root: Path, problems: Problems, workers: int | None) -> pd.DataFrame:
-    from radcnn.data.kfold import hash_files
-
     table["sha256"] = hash_files(list(table["path"]), workers=workers)
     drop: set[int] = set()
     groups: dict[str, list[int]] = defaultdict(list)

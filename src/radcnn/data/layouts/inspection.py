@@ -2,7 +2,7 @@
 problems — as plain data for the CLI (``radcnn data inspect``) or a notebook to render.
 
 Inspection collects problems instead of stopping at the first (the loader runs with ``on_error="skip"`` by
-default), reads a random sample of images with :func:`radcnn.data.reader.read_image` to report their sizes and any
+default), reads a random sample of images with :func:`radcnn.data.readers.dispatch.read_image` to report their sizes and any
 decode failure, and checks the official split for patients that appear in more than one partition.
 """
 
@@ -35,6 +35,9 @@ class DatasetReport:
     sampled: int
     read_failures: list[tuple[str, str]]  # (path, reason) among the sampled images
     problems: list[tuple[str, str]] = field(default_factory=list)  # Manifest.skipped plus split problems
+    # What the headers say (a DICOM folder): distinct studies/series, and counts per modality, view, body part,
+    # image size and transfer syntax — only for the columns the layout recorded.
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def problem_summary(self) -> dict[str, int]:
@@ -65,7 +68,24 @@ def inspect_dataset(
         sampled=sampled,
         read_failures=failures,
         problems=problems,
+        details=header_details(manifest.table),
     )
+
+
+DETAIL_COLUMNS = ("modality", "view", "body_part", "size", "transfer_syntax")
+
+
+def header_details(table: pd.DataFrame) -> dict[str, Any]:
+    """Distinct studies and series, and value counts of the header columns a layout recorded."""
+    details: dict[str, Any] = {}
+    for column, name in (("study", "studies"), ("series", "series")):
+        if column in table.columns:
+            details[name] = int(table[column].replace("", np.nan).nunique())
+    for column in DETAIL_COLUMNS:
+        if column in table.columns:
+            values = table[column].astype(str).replace("", "(blank)")
+            details[column] = dict(Counter(values).most_common())
+    return details
 
 
 def count_table(manifest: Manifest) -> pd.DataFrame:
@@ -122,7 +142,7 @@ def _sample_sizes(manifest: Manifest, sample: int, seed: int) -> tuple[Counter, 
     pseudo = [paths[i] for i in picked if ".npz:" in paths[i]]
     if pseudo:
         sizes.update(_pseudo_sizes(pseudo))
-    from radcnn.data.reader import read_image
+    from radcnn.data.readers.dispatch import read_image
 
     for i in picked:
         if ".npz:" in paths[i]:

@@ -8,7 +8,8 @@ Size:     12 2-D sets, e.g. PneumoniaMNIST 5,856 images (train 4,708 / val 524 /
           (78,468 / 11,219 / 22,433); see ``MEDMNIST_2D`` for the others.
 Labels:   binary sets (PneumoniaMNIST, BreastMNIST) → one column named after class 1 ("pneumonia");
           ChestMNIST → 14 columns (multi-label, from NIH ChestX-ray14); multi-class and ordinal sets → one-hot
-          columns named after the classes. A file radcnn does not know gets ``label`` / ``label_0…``.
+          columns named after the classes (trained as one softmax). A file radcnn does not know gets ``label``
+          (``label`` holding class indices when its values go beyond 0/1) or ``label_0…`` for several columns.
 Licence:  CC BY 4.0 (DermaMNIST: CC BY-NC 4.0).
 Citation: Yang et al., "MedMNIST v2 — A large-scale lightweight benchmark for 2D and 3D biomedical image
           classification", Scientific Data 10, 41 (2023).
@@ -87,7 +88,7 @@ def load_medmnist_layout(
 
     Only the label arrays are loaded, and the image arrays' headers checked (count, 2-D shape): decoding a whole
     ChestMNIST-224 into float32 (about 22 GB) just to list its rows would not fit in memory. The images are read by
-    :func:`radcnn.data.medmnist.load_medmnist` when the data are prepared for training.
+    :func:`radcnn.data.layouts.medmnist_arrays.load_medmnist` when the data are prepared for training.
     """
     npz = Path(source).resolve()
     name = dataset or dataset_name(npz)
@@ -164,6 +165,10 @@ def _convert(labels: np.ndarray, info: MedMNISTInfo | None, npz: Path, split: st
     """(label names, N×C float32 values, rows that are valid) for one split, by the data set's task."""
     n, c = labels.shape
     good = np.ones(n, dtype=bool)
+    if info is None and c == 1 and labels.size and labels.min() >= 0 and labels.max() > 1:
+        # A file radcnn does not know by name with one column of class indices: a multi-class task whose classes
+        # have no names; the column keeps the indices (training's outputs are "label=0", "label=1", ...).
+        return ("label",), labels.astype(np.float32), good
     if info is None or info.task in ("binary-class", "multi-label, binary-class"):
         names = _binary_names(info, c)
         bad = ~np.isin(labels, (0, 1)).all(axis=1)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from radcnn.data.manifest import Manifest
+from radcnn.encryption.files import stored_file
 from radcnn.errors import ConfigError, DataError
 from radcnn.registry import EntryInfo, Registry
 
@@ -22,13 +23,16 @@ LAYOUTS: Registry[Callable[..., Manifest]] = Registry("dataset layout")
 def load_layout(name: str, source: str | Path, **options: Any) -> Manifest:
     """Load `source` with layout `name` ("auto" detects it). Unknown options raise ConfigError listing valid ones."""
     source = Path(source).expanduser()
-    if not source.exists():
-        raise DataError(f"{source}: no such file or folder")
+    _check_exists(source)
     if name == "auto":
         name = detect_layout(source)
     loader = LAYOUTS.get(name).builder
     valid = layout_options(name)
-    unknown = sorted(set(options) - set(valid))
+    if options.get("key") is None:
+        options.pop("key", None)
+    elif "key" not in inspect.signature(loader).parameters:
+        raise ConfigError(f"layout {name!r} cannot read data encrypted at rest; only a labels CSV can (layout 'csv')")
+    unknown = sorted(set(options) - {*valid, "key"})
     if unknown:
         raise ConfigError(f"layout {name!r} has no option(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
     return loader(source, **options)
@@ -37,14 +41,14 @@ def load_layout(name: str, source: str | Path, **options: Any) -> Manifest:
 def layout_options(name: str) -> list[str]:
     """The keyword options a layout's loader accepts (for the CLI's --option and for error messages)."""
     parameters = inspect.signature(LAYOUTS.get(name).builder).parameters.values()
-    return [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    # `key` (data encrypted at rest) is passed by prepare_data from data.key_file/key_env, never a user option.
+    return [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "key"]
 
 
 def detect_layout(path: str | Path) -> str:
     """The name of the first layout (by priority) whose detector recognises `path`; DataError if none does."""
     path = Path(path).expanduser()
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder")
+    _check_exists(path)
     infos = sorted(LAYOUTS.infos(), key=lambda info: (info.extra.get("priority", 50), info.name))
     for info in infos:
         detect = info.extra.get("detect")
@@ -64,3 +68,9 @@ def layout_card(name: str) -> str:
     loader = LAYOUTS.get(name).builder
     module = inspect.getmodule(loader)
     return inspect.cleandoc(module.__doc__ or "") if module is not None else ""
+
+
+def _check_exists(path: Path) -> None:
+    # A labels file encrypted at rest is named by its plain name (labels.csv for labels.csv.rcenc).
+    if not path.exists() and stored_file(path) is None:
+        raise DataError(f"{path}: no such file or folder")
