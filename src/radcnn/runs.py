@@ -42,7 +42,8 @@ import pandas as pd
 import yaml
 
 from radcnn.config import RunConfig, dump_config, load_config
-from radcnn.encryption.files import SUFFIX, read_plaintext, secret_from, stored_file, write_protected
+from radcnn.encryption.files import read_plaintext, secret_from, stored_file, write_protected
+from radcnn.encryption.format import SUFFIX
 from radcnn.errors import DataError, RunDirectoryError
 from radcnn.io import write_json_atomic, write_text_atomic
 from radcnn.outputs import replace_directory

@@ -56,6 +56,22 @@ def test_explain_writes_maps_overlays_and_gallery(run_dir, tmp_path, capsys):
     assert summary["methods"] == ["gradcam", "lime", "kernel_shap"]
 
 
+def test_explaining_again_into_the_same_folder_leaves_no_stale_maps(run_dir, tmp_path, capsys):
+    first, second = sorted((run_dir.parent / "data" / "images").glob("*.png"))[:2]
+    out = tmp_path / "explained"
+    base = ["explain", str(run_dir), "--method", "gradcam", "--out", str(out)]
+    assert main([*base[:2], str(first), *base[2:]]) == 0
+    assert main([*base[:2], str(second), *base[2:]]) == 0
+    assert not (out / first.stem).exists() and (out / second.stem / "gradcam.npy").is_file()
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    capsys.readouterr()
+    assert main([*base[:2], str(second), "--method", "gradcam", "--out", str(foreign)]) == 1
+    assert "did not write (notes.txt)" in " ".join(capsys.readouterr().err.split())
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

@@ -108,6 +108,29 @@ def test_demo_runs_end_to_end_on_a_tiny_set(tmp_path, capsys):
         assert len(list((out / "explain").rglob(f"{method}.npy"))) == 4, method
     assert "data:image/png;base64," in gallery and 'src="http' not in gallery  # self-contained, offline
     assert "explanations" in text
+    # The demo's own folder may be written again; the model is the same for the same seed.
+    metrics = json.loads((out / "run" / "metrics.json").read_text())
+    assert main(["demo", "--out", str(out), "--patients", "14", "--epochs", "1", "--size", "48"]) == 0
+    again = json.loads((out / "run" / "metrics.json").read_text())
+    assert again["labels"]["nodule"]["metrics"] == metrics["labels"]["nodule"]["metrics"]
+
+
+def test_demo_never_touches_a_folder_it_did_not_write(tmp_path, capsys):
+    out = tmp_path / "d"
+    (out / "data").mkdir(parents=True)
+    precious = out / "data" / "precious.txt"
+    precious.write_text("x")
+    assert main(["demo", "--out", str(out), "--patients", "20", "--epochs", "1", "--size", "32"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "holds files radcnn demo did not write (data)" in err and "--overwrite" in err
+    assert precious.read_text() == "x" and sorted(p.name for p in out.rglob("*")) == ["data", "precious.txt"]
+
+
+def test_predict_json_ends_with_a_newline(tiny_run, capsys):
+    data, run = tiny_run
+    image = sorted((data / "images").rglob("*.dcm"))[0]
+    assert main(["predict", str(run), str(image), "--format", "json"]) == 0
+    assert capsys.readouterr().out.endswith("]\n")
 
 
 def test_on_error_skip_writes_skipped_csv_and_says_so(tmp_path, capsys):

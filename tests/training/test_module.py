@@ -36,3 +36,34 @@ def test_precision_choice():
     assert resolve_precision("32") == "32-true"
     assert resolve_precision("bf16") == "bf16-mixed"
     assert resolve_precision("auto") in ("32-true", "bf16-mixed")
+
+
+def test_validation_loss_is_the_training_loss_with_its_pos_weight():
+    import types
+
+    import torch
+
+    from radcnn.training.module import ClassifierModule
+
+    net = torch.nn.Linear(4, 1)
+    module = ClassifierModule(net, pos_weight=torch.tensor([3.0]))
+    logged = {}
+    module.log = lambda name, value, **kwargs: logged.__setitem__(name, float(value))
+    module._trainer = types.SimpleNamespace(world_size=1)
+    x = torch.randn(16, 4)
+    y = (torch.arange(16) % 2).float()[:, None]
+    module.validation_step((x, y), 0)
+    module.on_validation_epoch_end()
+    with torch.no_grad():
+        expected = float(masked_bce_with_logits(net(x), y, torch.tensor([3.0])))
+    assert logged["val_loss"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_progress_bar_counts_epochs_from_one():
+    import types
+
+    from radcnn.training.callbacks import EpochProgressBar
+
+    bar = EpochProgressBar()
+    bar._trainer = types.SimpleNamespace(max_epochs=10)
+    assert bar._get_train_description(9).strip() == "Epoch 10/10"

@@ -14,6 +14,8 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
+from radcnn.data.augment import build_augmentation
+
 
 @dataclass
 class ArraySplit:
@@ -117,8 +119,6 @@ class RadiographDataModule(L.LightningDataModule):
         self.balanced = balanced
 
     def train_dataloader(self) -> DataLoader:
-        from radcnn.training.augment import build_augmentation
-
         return make_loader(
             self.splits["train"],
             batch_size=self.batch_size,

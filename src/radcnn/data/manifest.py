@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from radcnn.encryption.files import KEY_HELP, read_plaintext, stored_file
+from radcnn.encryption.files import read_plaintext, stored_file
+from radcnn.encryption.format import KEY_HELP
 from radcnn.errors import ManifestError
 
 if TYPE_CHECKING:

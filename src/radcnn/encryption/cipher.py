@@ -36,7 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from radcnn.encryption.files import MAGIC
+from radcnn.encryption.format import MAGIC
 from radcnn.encryption.keys import KEY_BYTES, Secret, derive_subkey
 from radcnn.errors import EncryptionError, MissingExtraError
 from radcnn.io import atomic_path

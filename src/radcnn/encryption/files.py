@@ -7,9 +7,8 @@ files in the same tree keep working) and `write_protected` writes an output plai
 ``<name>.rcenc`` — the one rule for anything radcnn writes that carries patient data (split tables,
 predictions, reports with thumbnails, explanation maps).
 
-The format's magic number and suffix live here rather than in `cipher`, so that recognising an encrypted file
-costs no `cryptography` import; the [privacy] extra is imported only when a file is actually decrypted or
-encrypted.
+Recognising an encrypted file costs no `cryptography` import (the magic number and suffix are in `format`); the
+[privacy] extra is imported only when a file is actually decrypted or encrypted.
 """
 
 from __future__ import annotations
@@ -18,15 +17,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from radcnn.encryption.format import KEY_HELP, MAGIC, SUFFIX
 from radcnn.errors import EncryptionError
 from radcnn.io import atomic_path
 
 if TYPE_CHECKING:
     from radcnn.encryption.keys import Secret
-
-MAGIC = b"RCNNENC\x00"
-SUFFIX = ".rcenc"
-KEY_HELP = "pass --key-file PATH or --passphrase-env VAR (data.key_file / data.key_env in a config file)"
 
 
 class KeyNeededError(EncryptionError):

@@ -17,7 +17,8 @@ from radcnn.encryption.cipher import (
     decrypt_file,
     encrypt_file,
 )
-from radcnn.encryption.files import SUFFIX, is_encrypted_file
+from radcnn.encryption.files import is_encrypted_file
+from radcnn.encryption.format import SUFFIX
 from radcnn.encryption.keys import Secret
 from radcnn.errors import EncryptionError
 from radcnn.io import atomic_directory

@@ -35,7 +35,18 @@ from radcnn.models.checkpoint import load_model, save_model
 from radcnn.models.inference import predict_probabilities
 from radcnn.models.registry import check_model_name, create_model
 from radcnn.models.spec import ModelSpec
-from radcnn.runs import BEST_MODEL, CHECKPOINT, DATA_SUMMARY, METRICS_LOG, SKIPPED, SPLIT, TRANSFER_REPORT, RunDir
+from radcnn.runs import (
+    BEST_MODEL,
+    CHECKPOINT,
+    DATA_SUMMARY,
+    METRICS_LOG,
+    SKIPPED,
+    SPLIT,
+    TRANSFER_REPORT,
+    RunDir,
+    check_destination,
+    partial_dir,
+)
 from radcnn.runs import start_run as stage_run
 from radcnn.training.precision import resolve_precision
 from radcnn.training.trainer import build_module, build_trainer
@@ -72,16 +83,18 @@ def fit(
     (`config` must be None) with `changes` ({"train.epochs": 20}) applied where allowed. `change_names` names each
     change the way the caller's user wrote it ({"train.epochs": "--epochs"}) for error messages."""
     run_dir = Path(run_dir)
+    if resume:  # refuse a changed configuration before the interrupted run is touched
+        check_destination(run_dir, resume=True)
+        recorded = RunDir(partial_dir(run_dir)).config()
+        config = resumed_config(recorded, config, changes or {}, names=change_names)
+    elif config is None:
+        raise ConfigError("fit needs a RunConfig for a new run")
+    elif changes:
+        config = apply_changes(config, changes)
+    check_model_name(config.model.name)
     staging = stage_run(run_dir, overwrite=overwrite, resume=resume)
     run = staging.run
     try:
-        if resume:
-            config = resumed_config(run.config(), config, changes or {}, names=change_names)
-        elif config is None:
-            raise ConfigError("fit needs a RunConfig for a new run")
-        elif changes:
-            config = apply_changes(config, changes)
-        check_model_name(config.model.name)
         if data is None:
             data = prepare_data(config.data, seed=config.train.seed, progress=cache_progress)
         run.write_config(config)

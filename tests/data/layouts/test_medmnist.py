@@ -66,8 +66,11 @@ def test_multi_class_becomes_one_hot_and_bad_indices_are_reported(tmp_path):
 
 
 def test_unknown_file_names_get_generic_labels_and_bad_binary_values_are_reported(tmp_path):
-    path = _npz(tmp_path / "mine.npz", {"train": np.array([[0], [1], [2]])})
-    with pytest.raises(ManifestError, match=r"mine.npz:train\[2\]: label \[2\] outside the allowed set 0, 1"):
+    # Class indices beyond 1 in a file radcnn does not know: one multi-class "label" column (training agrees).
+    indices = load_layout("medmnist", _npz(tmp_path / "classes.npz", {"train": np.array([[0], [1], [2]])}))
+    assert indices.label_names == ("label",) and indices.labels()[:, 0].tolist() == [0, 1, 2]
+    path = _npz(tmp_path / "mine.npz", {"train": np.array([[0], [1], [-1]])})
+    with pytest.raises(ManifestError, match=r"mine.npz:train\[2\]: label \[-1\] outside the allowed set 0, 1"):
         load_layout("medmnist", path)
     manifest = load_layout("medmnist", path, on_error="skip")
     assert manifest.label_names == ("label",) and len(manifest) == 2

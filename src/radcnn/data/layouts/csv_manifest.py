@@ -38,7 +38,8 @@ import pandas as pd
 
 from radcnn.data.layouts.registry import LAYOUTS
 from radcnn.data.manifest import Manifest, read_labels_csv
-from radcnn.encryption.files import SUFFIX, is_encrypted_file, key_needed, read_plaintext, stored_file
+from radcnn.encryption.files import is_encrypted_file, key_needed, read_plaintext, stored_file
+from radcnn.encryption.format import SUFFIX
 from radcnn.errors import ConfigError, ManifestError
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,10 @@ def load_csv_manifest(
     found = find_labels_csv(source)
     if found is None:
         raise ManifestError(source, "no labels CSV (plain or .csv.rcenc) found")
-    if key is None and is_encrypted_file(found):
-        raise key_needed(found)
+    if is_encrypted_file(found):
+        if key is None:
+            raise key_needed(found)
+        read_plaintext(found, key)  # authenticate first, so that a wrong key is reported on the labels file
     source = found.with_name(found.name.removesuffix(SUFFIX))
     columns = {path_column: "path"}
     if patient_column:
@@ -134,6 +137,9 @@ def card_labels(csv_path: Path, *, key=None) -> tuple[str, ...]:
     card = csv_path.parent / CARD
     stored = stored_file(card)
     if stored is None:
+        return ()
+    if key is None and is_encrypted_file(stored):
+        log.warning("%s is encrypted and no key was given: label columns are inferred from the CSV", stored)
         return ()
     try:
         labels = json.loads(read_plaintext(stored, key)).get("labels", [])

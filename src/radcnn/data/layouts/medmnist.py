@@ -165,7 +165,8 @@ def _convert(labels: np.ndarray, info: MedMNISTInfo | None, npz: Path, split: st
     """(label names, N×C float32 values, rows that are valid) for one split, by the data set's task."""
     n, c = labels.shape
     good = np.ones(n, dtype=bool)
-    if info is None and c == 1 and labels.size and labels.min() >= 0 and labels.max() > 1:
+    integral = labels.size > 0 and bool(np.all(labels == np.round(labels)))
+    if info is None and c == 1 and integral and labels.min() >= 0 and labels.max() > 1:
         # A file radcnn does not know by name with one column of class indices: a multi-class task whose classes
         # have no names; the column keeps the indices (training's outputs are "label=0", "label=1", ...).
         return ("label",), labels.astype(np.float32), good

@@ -30,7 +30,7 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder, pixel_array
 
 from radcnn.data.readers.codestream import codestream_size
-from radcnn.data.readers.dispatch import MAX_PIXELS, ImageMeta
+from radcnn.data.readers.meta import MAX_PIXELS, ImageMeta
 from radcnn.data.readers.reduced_decode import decode_reduced
 from radcnn.data.readers.windowing import (
     Window,

@@ -26,15 +26,14 @@ import gzip
 import logging
 import os
 import struct
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from radcnn.data.readers.meta import ImageMeta
 from radcnn.data.readers.windowing import Window, check_window
-from radcnn.encryption.files import KEY_HELP, MAGIC
+from radcnn.encryption.format import KEY_HELP, MAGIC
 from radcnn.errors import ImageReadError, MissingExtraError
 
 log = logging.getLogger(__name__)
@@ -43,10 +42,6 @@ log = logging.getLogger(__name__)
 READER_VERSION = 2  # 2: reduced-resolution JPEG 2000 / JPEG decoding for a known target size
 
 FORMATS = ("dicom", "png", "jpeg", "tiff", "nifti")
-
-# Beyond this many pixels in one frame a header is far more likely corrupt than real (a full-field mammogram
-# is ~30 M pixels); refusing early avoids multi-GB allocations from fuzzed Rows/Columns.
-MAX_PIXELS = 1 << 27
 
 _SUFFIX_HINTS = {
     ".dcm": "dicom",
@@ -60,22 +55,6 @@ _SUFFIX_HINTS = {
     ".tiff": "tiff",
     ".nii": "nifti",
 }
-
-
-@dataclass(frozen=True)
-class ImageMeta:
-    """What a reader found and did. ``window`` is the (center, width) actually applied, None for a full range."""
-
-    path: Path
-    format: str
-    shape: tuple[int, int]
-    bits_stored: int | None
-    photometric: str | None  # DICOM PhotometricInterpretation, or the PIL mode for PNG/JPEG/TIFF
-    window: tuple[float, float] | None
-    frame: int | None  # the frame used when the file holds more than one, else None
-    warnings: tuple[str, ...] = ()
-    # patient_id, study_uid, modality, view_position, sex, age, manufacturer, institution — when present
-    attributes: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 def read_image(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radcnn.data.readers.dispatch import MAX_PIXELS, ImageMeta
+from radcnn.data.readers.meta import MAX_PIXELS, ImageMeta
 from radcnn.data.readers.windowing import Window, apply_full_range, apply_window, require_finite
 from radcnn.errors import ImageReadError, MissingExtraError
 
