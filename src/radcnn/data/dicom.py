@@ -51,6 +51,7 @@ _ATTRIBUTES = {
     "study_uid": "StudyInstanceUID",
     "modality": "Modality",
     "view_position": "ViewPosition",
+    "body_part": "BodyPartExamined",
     "sex": "PatientSex",
     "age": "PatientAge",
     "manufacturer": "Manufacturer",
