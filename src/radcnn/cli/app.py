@@ -35,6 +35,9 @@ SUBCOMMAND_MODULES = (
     "crypto",
     "explain",
     "explain_eval",
+    "serve",
+    "dicom_node",
+    "export",
 )
 
 
