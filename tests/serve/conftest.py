@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -51,3 +56,86 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# --- real processes: started and stopped by PID, loopback only ------------------------------------------------
+
+
+class Process:
+    """A child process with its output in a log file; `stop()` sends SIGTERM to its PID, then SIGKILL."""
+
+    def __init__(self, args: list[str], log_path: Path, *, cwd: Path | None = None):
+        self.args, self.log_path = args, log_path
+        self._log = log_path.open("wb")
+        self.popen = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd)
+        self.pid = self.popen.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_until(self, ready, what: str, timeout: float = 90.0) -> None:
+        """Poll `ready()` until true; fail with the process log if it exits or the time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                pytest.fail(f"{self.args[0]} exited with {self.popen.returncode} before {what}:\n{self.log()}")
+            if ready():
+                return
+            time.sleep(0.2)
+        self.stop()
+        pytest.fail(f"{self.args[0]}: no {what} after {timeout} s:\n{self.log()}")
+
+    def stop(self) -> int:
+        if self.popen.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.popen.wait(timeout=10)
+        self._log.close()
+        return self.popen.returncode
+
+
+def radcnn_command(*args: str) -> list[str]:
+    """The installed `radcnn` console script of this interpreter's environment."""
+    return [str(Path(sys.executable).with_name("radcnn")), *args]
+
+
+def http_ok(url: str, headers: dict | None = None) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, headers=headers, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+TOKEN = "test-token-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def token() -> str:
+    """The bearer token of the test servers."""
+    return TOKEN
+
+
+@pytest.fixture(scope="session")
+def server(run_dir, tmp_path_factory):
+    """`radcnn serve RUN --token-file F` as a real process on a free loopback port: (base URL, process)."""
+    work = tmp_path_factory.mktemp("server")
+    token_file = work / "token.txt"
+    token_file.write_text(TOKEN + "\n")
+    port = free_port()
+    process = Process(
+        radcnn_command(
+            "serve", str(run_dir), "--port", str(port), "--token-file", str(token_file), "--max-upload-mb", "1", "--batch-wait-ms", "50"
+        ),
+        work / "serve.log",
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        process.wait_until(lambda: http_ok(f"{base}/v1/health"), "answer on /v1/health")
+        yield base, process
+    finally:
+        process.stop()
