@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         from radcnn.errors import ConfigError
         from radcnn.models.checkpoint import load_model
         from radcnn.models.export import FORMATS, export_model
-        from radcnn.training.callbacks import BEST_MODEL
+        from radcnn.serve.predictor import BEST_MODEL
 
         if fmt not in FORMATS:
             raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")

@@ -37,7 +37,6 @@ from radcnn.models.spec import ModelSpec
 from radcnn.serve.heatmap import check_method, compute_heatmaps
 from radcnn.serve.ood import input_warnings
 from radcnn.serve.prediction import Heatmap, ModelInfo, Prediction
-from radcnn.training.callbacks import BEST_MODEL
 from radcnn.training.predict_arrays import logits_to_probabilities
 
 if TYPE_CHECKING:
@@ -46,6 +45,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "onnx")
+# = radcnn.training.callbacks.BEST_MODEL (a test keeps them equal): importing that module loads Lightning, seconds
+# of start-up a server does not need. radcnn.runs.RunDir will own the name.
+BEST_MODEL = "best_model.safetensors"
 DISPLAY_MAX_SIDE = 1024  # decoded images kept for display (viewer, secondary capture) are shrunk to this
 
 

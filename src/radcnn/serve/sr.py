@@ -12,6 +12,7 @@ they are coded in the private scheme `99RADCNN` (DICOM PS3.16 allows "99"-prefix
 
 from __future__ import annotations
 
+import copy
 import unicodedata
 from dataclasses import dataclass
 
@@ -37,6 +38,23 @@ SR_SERIES_NUMBER, SC_SERIES_NUMBER = 9901, 9902  # high numbers keep derived ser
 class ResultObjects:
     sr: Dataset
     secondary_capture: Dataset | None  # None when the prediction has no heat map or decoded image
+
+
+# Type 2 attributes (present, possibly empty) of the Patient and General Study modules that highdicom copies from
+# the received image into the results. Modalities leave some out; an empty value is what DICOM means by unknown.
+_TYPE2_COPIED = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+    "ReferringPhysicianName", "StudyID", "AccessionNumber",
+)  # fmt: skip
+
+
+def _with_type2(original: Dataset) -> Dataset:
+    """A shallow copy of `original` with missing type 2 patient/study attributes present and empty."""
+    completed = copy.copy(original)
+    for keyword in _TYPE2_COPIED:
+        if keyword not in completed:
+            setattr(completed, keyword, None)
+    return completed
 
 
 def _finding(index: int, label: str) -> hd.sr.CodedConcept:
@@ -152,4 +170,6 @@ def build_secondary_capture(original: Dataset, prediction: Prediction) -> Datase
 
 
 def build_results(original: Dataset, prediction: Prediction) -> ResultObjects:
+    """Both result objects for a received image (missing type 2 patient/study attributes are sent empty)."""
+    original = _with_type2(original)
     return ResultObjects(build_sr(original, prediction), build_secondary_capture(original, prediction))
