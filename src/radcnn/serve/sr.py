@@ -12,7 +12,6 @@ they are coded in the private scheme `99RADCNN` (DICOM PS3.16 allows "99"-prefix
 
 from __future__ import annotations
 
-import copy
 import unicodedata
 from dataclasses import dataclass
 
@@ -50,7 +49,9 @@ _TYPE2_COPIED = (
 
 def _with_type2(original: Dataset) -> Dataset:
     """A shallow copy of `original` with missing type 2 patient/study attributes present and empty."""
-    completed = copy.copy(original)
+    completed = Dataset(original)  # a new element dict (copy.copy would share it and change the original)
+    if hasattr(original, "file_meta"):
+        completed.file_meta = original.file_meta
     for keyword in _TYPE2_COPIED:
         if keyword not in completed:
             setattr(completed, keyword, None)
