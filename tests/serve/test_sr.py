@@ -73,8 +73,10 @@ def test_sr_carries_every_warning(run_dir, write_dicom, radiograph_12bit):
     )  # fmt: skip
     prediction = Predictor.from_path(run_dir).predict_bytes(path.read_bytes(), "ct", heatmap="gradcam", keep_image=True)
     assert prediction.warnings
-    texts = [value for name, value in sr_items(build_results(pydicom.dcmread(path), prediction).sr) if name == "Comment"]
+    received = pydicom.dcmread(path)  # no PatientBirthDate, StudyDate, ...: sent empty, the received one untouched
+    texts = [value for name, value in sr_items(build_results(received, prediction).sr) if name == "Comment"]
     assert any("modality CT" in text for text in texts)
+    assert "PatientBirthDate" not in received
 
 
 def test_secondary_capture_is_an_rgb_overlay_in_the_same_study(reported):
