@@ -51,7 +51,7 @@ def phantom_dicoms(phantom) -> list[Path]:
     return sorted((phantom / "images").rglob("*.dcm"))
 
 
-def free_port() -> int:
+def _free_port() -> int:
     """A loopback TCP port that is free right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -97,7 +97,7 @@ class Process:
         return self.popen.returncode
 
 
-def radcnn_command(*args: str) -> list[str]:
+def _radcnn_command(*args: str) -> list[str]:
     """The installed `radcnn` console script of this interpreter's environment."""
     return [str(Path(sys.executable).with_name("radcnn")), *args]
 
@@ -126,10 +126,19 @@ def server(run_dir, tmp_path_factory):
     work = tmp_path_factory.mktemp("server")
     token_file = work / "token.txt"
     token_file.write_text(TOKEN + "\n")
-    port = free_port()
+    port = _free_port()
     process = Process(
-        radcnn_command(
-            "serve", str(run_dir), "--port", str(port), "--token-file", str(token_file), "--max-upload-mb", "1", "--batch-wait-ms", "50"
+        _radcnn_command(
+            "serve",
+            str(run_dir),
+            "--port",
+            str(port),
+            "--token-file",
+            str(token_file),
+            "--max-upload-mb",
+            "1",
+            "--batch-wait-ms",
+            "50",
         ),
         work / "serve.log",
     )
@@ -139,3 +148,24 @@ def server(run_dir, tmp_path_factory):
         yield base, process
     finally:
         process.stop()
+
+
+# Helpers as fixtures: test modules cannot import conftest (pytest runs with --import-mode=importlib).
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """`free_port()` → a loopback TCP port that is free right now."""
+    return _free_port
+
+
+@pytest.fixture(scope="session")
+def process():
+    """The `Process` class: `process(args, log_path)` starts a child; `.stop()` ends it by PID."""
+    return Process
+
+
+@pytest.fixture(scope="session")
+def radcnn_command():
+    """`radcnn_command("serve", ...)` → argv of this environment's `radcnn` script."""
+    return _radcnn_command

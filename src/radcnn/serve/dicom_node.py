@@ -227,9 +227,8 @@ class DicomNode:
                     delivered = False
                 elif code != SUCCESS and code not in _WARNINGS:
                     comment = loggable(str(status.get("ErrorComment", "")))
-                    log.error(
-                        "image %d: PACS %s refused the %s with status 0x%04X %s", number, peer, kind, code, comment
-                    )
+                    detail = f" ({comment})" if comment else ""
+                    log.error("image %d: PACS %s refused the %s with status 0x%04X%s", number, peer, kind, code, detail)
                     delivered = False
         finally:
             if assoc.is_established:
