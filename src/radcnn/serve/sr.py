@@ -50,7 +50,7 @@ _TYPE2_COPIED = (
 def _with_type2(original: Dataset) -> Dataset:
     """A shallow copy of `original` with missing type 2 patient/study attributes present and empty."""
     # A new element dict: copy.copy and Dataset(original) share the original's, and would change it.
-    completed = Dataset({tag: original[tag] for tag in original.keys()})
+    completed = Dataset(dict(original.items()))
     if hasattr(original, "file_meta"):
         completed.file_meta = original.file_meta
     for keyword in _TYPE2_COPIED:
