@@ -201,11 +201,13 @@ def main() -> None:
             "torch_threads": torch.get_num_threads(),
             "native_bf16": cpu_has_native_bf16(),
             "torch": torch.__version__,
+            "load_average_1min_at_start": round(os.getloadavg()[0], 2),  # the machine may be shared: say how busy
         },
         "inference_224": {name: backends(name, args.batch, args.batches) for name in args.models.split(",")},
     }
     with tempfile.TemporaryDirectory() as tmp:
         report["http_load"] = load_test(args.requests, args.concurrency, Path(tmp), args.server_backend)
+    report["machine"]["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(report, indent=2))
 
 
