@@ -6,7 +6,11 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format install clean bench
+.PHONY: demo test lint format install clean bench system-packages
+
+# Programs the tests drive for real (a PACS, a browser), from Debian packages: binary=package pairs.
+SYSTEM_BINARIES := /usr/sbin/Orthanc=orthanc /usr/bin/chromium=chromium
+APT_GET ?= apt-get
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +28,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-test: lint
+# Installs the Debian packages whose binaries are missing (CI runs as root on Debian); a no-op when all are there.
+system-packages:
+	@missing=""; for pair in $(SYSTEM_BINARIES); do \
+		test -x "$${pair%%=*}" || missing="$$missing $${pair#*=}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(APT_GET) update && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y $$missing; \
+	fi
+
+test: lint system-packages
 	$(BIN)/python -m pytest -q
 
 format: $(STAMP)

@@ -15,7 +15,7 @@ PACKAGE = SRC / "radcnn"
 
 # Lowest first. A module may import its own package and anything in a lower layer, never a higher one.
 LAYERS = [
-    {"errors", "config", "io", "registry", "outputs", "evaluation"},
+    {"errors", "config", "io", "lazy", "registry", "outputs", "evaluation"},
     {"encryption"},
     {"data"},
     {"phantom", "models"},

@@ -6,8 +6,7 @@ fast (torch, Lightning and MONAI load only when a function that needs them is to
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from radcnn.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -18,11 +17,13 @@ _EXPORTS = {
     "Predictor": "radcnn.serve.predictor",
     "RadcnnError": "radcnn.errors",
     "RunConfig": "radcnn.config",
+    "RunDir": "radcnn.runs",
     "TrainConfig": "radcnn.config",
     "build_cache": "radcnn.data.cache.build",
     "check_leakage": "radcnn.data.splits",
     "choose_threshold": "radcnn.evaluation.thresholds",
     "create_model": "radcnn.models.registry",
+    "cross_validate": "radcnn.cross_validation",
     "decrypt_file": "radcnn.encryption",
     "deidentify_tree": "radcnn.privacy",
     "detect_layout": "radcnn.data.layouts",
@@ -32,6 +33,7 @@ _EXPORTS = {
     "fit": "radcnn.training.fit",
     "generate_report": "radcnn.reporting.report",
     "load_config": "radcnn.config",
+    "load_input": "radcnn.data.inputs",
     "load_layout": "radcnn.data.layouts",
     "load_medmnist": "radcnn.data.layouts.medmnist_arrays",
     "load_model": "radcnn.models.checkpoint",
@@ -46,14 +48,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'radcnn' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports("radcnn", _EXPORTS, globals())

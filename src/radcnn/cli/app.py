@@ -19,6 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstring paragraphs are reflowed to the terminal; `code` is shown as code
 )
 
 # Each module exposes `register(app)`. Add a subcommand by adding its module name here.
@@ -36,6 +37,9 @@ SUBCOMMAND_MODULES = (
     "crypto",
     "explain",
     "explain_eval",
+    "serve",
+    "dicom_node",
+    "export",
 )
 
 

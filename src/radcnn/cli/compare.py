@@ -31,7 +31,10 @@ def register(app: typer.Typer) -> None:
         bootstrap: int = typer.Option(1000, help="Paired patient-bootstrap resamples."),
         seed: int = typer.Option(0, help="Bootstrap seed."),
     ) -> None:
-        """Test whether RUN_A and RUN_B differ in ROC AUC on the same images (difference = A − B)."""
+        """Test whether RUN_A and RUN_B differ in ROC AUC on the same images (difference = A − B).
+
+        Example: radcnn compare runs/seed runs/densenet -o comparison.json
+        """
         from rich.table import Table
 
         from radcnn.reporting.comparison import compare_runs

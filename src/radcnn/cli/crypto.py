@@ -51,7 +51,10 @@ def optional_secret(key_file: Path | None, passphrase_env: str | None):
 def register(app: typer.Typer) -> None:
     @app.command("keygen")
     def keygen(path: Path = typer.Argument(..., help="Where to write the new key file (mode 0600).")) -> None:
-        """Create a random 256-bit project key. Keep it secret, and back it up: without it nothing decrypts."""
+        """Create a random 256-bit project key. Keep it secret, and back it up: without it nothing decrypts.
+
+        Example: radcnn keygen project.key
+        """
         from radcnn.encryption.keys import generate_key_file, key_fingerprint, load_key_file
 
         generate_key_file(path)
@@ -66,7 +69,10 @@ def register(app: typer.Typer) -> None:
         passphrase: bool = ASK,
         chunk_mib: int = typer.Option(1, min=1, max=64, help="Chunk size in MiB."),
     ) -> None:
-        """Encrypt with AES-256-GCM (chunked, authenticated; a random data key per file)."""
+        """Encrypt with AES-256-GCM (chunked, authenticated; a random data key per file).
+
+        Example: radcnn encrypt data/phantom data/phantom.enc --key-file project.key
+        """
         from radcnn.encryption.tree import encrypt_path
 
         secret = resolve_secret(key_file, passphrase_env, passphrase, confirm=True)
@@ -81,7 +87,10 @@ def register(app: typer.Typer) -> None:
         passphrase_env: str = PASSPHRASE_ENV,
         passphrase: bool = ASK,
     ) -> None:
-        """Decrypt and authenticate; output appears only if every byte authenticated."""
+        """Decrypt and authenticate; output appears only if every byte authenticated.
+
+        Example: radcnn decrypt runs/seed/report.html.rcenc report.html --key-file project.key
+        """
         from radcnn.encryption.tree import decrypt_path
 
         secret = resolve_secret(key_file, passphrase_env, passphrase, confirm=False)

@@ -62,7 +62,10 @@ def register(app: typer.Typer) -> None:
 
     @data_app.command("layouts")
     def layouts() -> None:
-        """List the registered dataset layouts and their options."""
+        """List the registered dataset layouts and their options.
+
+        Example: radcnn data layouts
+        """
         from radcnn.data.layouts import layout_infos, layout_options
 
         table = Table(title="dataset layouts")
@@ -134,11 +137,14 @@ def register(app: typer.Typer) -> None:
     def download(
         name: str = typer.Argument(..., help="MedMNIST 2-D data set, e.g. pneumoniamnist, chestmnist."),
         size: int = typer.Option(28, help="Image side: 28, 64, 128 or 224."),
-        out: Path = typer.Option(Path("data"), help="Folder to write the .npz into."),
+        out: Path = typer.Option(Path("data"), "--out", "-o", help="Folder to write the .npz into."),
         md5: str = typer.Option(None, help="Expected MD5 (default: the official checksum)."),
         url: str = typer.Option(None, help="Download from this address instead (a mirror; file:// works)."),
     ) -> None:
-        """Fetch an official MedMNIST file, verify its MD5, and write it atomically into OUT."""
+        """Fetch an official MedMNIST file, verify its MD5, and write it atomically into OUT.
+
+        Example: radcnn data download pneumoniamnist --size 28 -o data
+        """
         from radcnn.data.layouts.medmnist_download import download_medmnist
 
         with ProgressCallback(f"downloading {name} ({size} px)") as progress:

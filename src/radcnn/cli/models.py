@@ -11,7 +11,10 @@ from radcnn.cli.render import console
 def register(app: typer.Typer) -> None:
     @app.command("models")
     def list_models() -> None:
-        """List registered model names."""
+        """List registered model names.
+
+        Example: radcnn models
+        """
         from radcnn.models.registry import model_infos
 
         table = Table(title="registered models")

@@ -22,7 +22,10 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(1, help="Parallel rendering processes."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty OUT_DIR."),
     ) -> None:
-        """Synthesise phantom chest radiographs with nodules and consolidation, several studies per patient."""
+        """Synthesise phantom chest radiographs with nodules and consolidation, several studies per patient.
+
+        Example: radcnn synth data/phantom --patients 200 --size 256 --format dicom
+        """
         from radcnn.phantom.synth import synthesize_dataset
 
         with ProgressCallback("rendering") as progress:

@@ -70,6 +70,7 @@ class ModelInput:
     array: np.ndarray
     meta: ImageMeta
     warnings: tuple[str, ...] = ()
+    image: np.ndarray | None = None  # the decoded (H, W) image before resizing, when asked for (display)
 
 
 def read_source(source: Source, *, key: Secret | bytes | None = None, name: str | None = None, cache=None):
@@ -89,22 +90,29 @@ def read_source(source: Source, *, key: Secret | bytes | None = None, name: str 
         raise ImageReadError(source, f"cannot read file: {exc.strerror or exc}") from exc
 
 
-def decode_input(path: Path, data: bytes, spec: Any) -> ModelInput:
+def decode_input(path: Path, data: bytes, spec: Any, *, keep_image: bool = False) -> ModelInput:
     """Decode the plaintext `data` of `path` into the model input described by `spec` (steps 2 and 3)."""
     spec = InputSpec.of(spec)
     image, meta = read_image_bytes(path, data, window=spec.window, target_size=spec.size)
     array = preprocess(image, spec.size)
     if spec.channels > 1:
         array = np.repeat(array, spec.channels, axis=0)
-    return ModelInput(str(path), array, meta, tuple(meta.warnings))
+    return ModelInput(str(path), array, meta, tuple(meta.warnings), image if keep_image else None)
 
 
 def load_input(
-    source: Source, spec: Any, *, key: Secret | bytes | None = None, name: str | None = None, cache=None
+    source: Source,
+    spec: Any,
+    *,
+    key: Secret | bytes | None = None,
+    name: str | None = None,
+    cache=None,
+    keep_image: bool = False,
 ) -> ModelInput:
     """A file path (plain or stored as ``.rcenc``) or the bytes of a file → the model's input (module docstring).
 
-    Unreadable or undecodable input raises `ImageReadError` naming the file; an encrypted file without a key raises
-    `KeyNeededError`, and a wrong key or a tampered file `EncryptionError`."""
+    `keep_image` also returns the decoded image before resizing (a viewer shows it). Unreadable or undecodable input
+    raises `ImageReadError` naming the file; an encrypted file without a key raises `KeyNeededError`, and a wrong key
+    or a tampered file `EncryptionError`."""
     path, data = read_source(source, key=key, name=name, cache=cache)
-    return decode_input(path, data, spec)
+    return decode_input(path, data, spec, keep_image=keep_image)

@@ -11,8 +11,7 @@ so that recognising an encrypted file never loads `cryptography`.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from radcnn.lazy import lazy_exports
 
 _EXPORTS = {
     "KeyFileError": "radcnn.encryption.keys",
@@ -35,14 +34,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'radcnn.encryption' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports("radcnn.encryption", _EXPORTS, globals())

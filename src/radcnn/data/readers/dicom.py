@@ -30,7 +30,7 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder, pixel_array
 
 from radcnn.data.readers.codestream import codestream_size
-from radcnn.data.readers.meta import MAX_PIXELS, ImageMeta
+from radcnn.data.readers.meta import MAX_PIXELS, ImageMeta, choose_frame
 from radcnn.data.readers.reduced_decode import decode_reduced
 from radcnn.data.readers.windowing import (
     Window,
@@ -51,6 +51,7 @@ _ATTRIBUTES = {
     "study_uid": "StudyInstanceUID",
     "modality": "Modality",
     "view_position": "ViewPosition",
+    "body_part": "BodyPartExamined",
     "sex": "PatientSex",
     "age": "PatientAge",
     "manufacturer": "Manufacturer",
@@ -87,7 +88,7 @@ def read_dicom(
         raise ImageReadError(path, f"no pixel data: the {keyword} element is empty")
     _ensure_transfer_syntax(path, ds, keyword, notes)
     n_frames = _number_of_frames(path, ds)
-    index = _choose_frame(path, frame, n_frames, notes)
+    index = choose_frame(path, frame, n_frames, notes)
     rows, cols = _int(path, ds, "Rows"), _int(path, ds, "Columns")
     samples = _int(path, ds, "SamplesPerPixel", default=1)
     if rows < 1 or cols < 1 or rows * cols * max(samples, 1) > MAX_PIXELS:
@@ -157,16 +158,6 @@ def _number_of_frames(path: Path, ds) -> int:
     if n < 1:
         raise ImageReadError(path, f"invalid NumberOfFrames {n}")
     return n
-
-
-def _choose_frame(path: Path, frame: int | None, n_frames: int, notes: list[str]) -> int:
-    if frame is None:
-        if n_frames > 1:
-            notes.append(f"multi-frame file ({n_frames} frames): frame 0 used")
-        return 0
-    if frame >= n_frames:
-        raise ImageReadError(path, f"frame {frame} out of range: the file has {n_frames} frame(s), 0..{n_frames - 1}")
-    return int(frame)
 
 
 def _check_codestream(path: Path, ds, index: int, n_frames: int, rows: int, cols: int) -> bytes | None:

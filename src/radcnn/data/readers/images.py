@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radcnn.data.readers.meta import MAX_PIXELS, ImageMeta
+from radcnn.data.readers.meta import MAX_PIXELS, ImageMeta, choose_frame
 from radcnn.data.readers.windowing import Window, apply_full_range, apply_window, luma, require_finite, scale_nominal
 from radcnn.errors import ImageReadError
 
@@ -41,7 +41,7 @@ def read_pil_image(
     try:
         with Image.open(io.BytesIO(data), formats=[_FORMAT_NAMES[fmt]]) as img:
             n_frames = int(getattr(img, "n_frames", 1) or 1)
-            index = _choose_frame(path, frame, n_frames, notes)
+            index = choose_frame(path, frame, n_frames, notes, unit="page")
             if index:
                 img.seek(index)
             if img.width * img.height > MAX_PIXELS:
@@ -87,16 +87,6 @@ def read_pil_image(
         attributes={},
     )
     return image, meta
-
-
-def _choose_frame(path: Path, frame: int | None, n_frames: int, notes: list[str]) -> int:
-    if frame is None:
-        if n_frames > 1:
-            notes.append(f"multi-page file ({n_frames} pages): page 0 used")
-        return 0
-    if frame >= n_frames:
-        raise ImageReadError(path, f"frame {frame} out of range: the file has {n_frames} page(s), 0..{n_frames - 1}")
-    return int(frame)
 
 
 def _to_gray(path: Path, img, png_bytes: bytes, notes: list[str]) -> tuple[np.ndarray, float | None]:
