@@ -62,6 +62,7 @@ def claim(directory: str | os.PathLike[str], kind: str, *, overwrite: bool = Fal
 def replace_directory(new: Path, final: Path) -> None:
     """Move the finished folder `new` onto `final`, replacing what was there only once `new` is complete."""
     new, final = Path(new), Path(final)
+    os.chmod(new, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; give the output the mode mkdir would
     if not final.exists():
         os.replace(new, final)
         return
@@ -71,3 +72,9 @@ def replace_directory(new: Path, final: Path) -> None:
     final.rename(old)
     new.rename(final)
     shutil.rmtree(old)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the umask can only be read by setting it
+    os.umask(mask)
+    return mask

@@ -48,3 +48,28 @@ def test_synth_bad_site_lists_the_valid_ones(tmp_path, capsys):
 def test_synth_bad_format(tmp_path, capsys):
     assert main(["synth", str(tmp_path / "x"), "--format", "jpeg"]) == 1
     assert "choose one of: dicom, png" in " ".join(capsys.readouterr().err.split())
+
+
+def test_ctrl_c_exits_130_with_one_line_and_leaves_nothing_half_written(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "big"
+    code = "import sys; from radcnn.cli.app import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "synth", str(out), "--patients", "5000", "--size", "512"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not any(tmp_path.glob(".big.*")) and time.time() < deadline:  # rendering into the temporary folder
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    lines = [line for line in err.splitlines() if line.strip() and "━" not in line and "rendering" not in line]
+    assert len(lines) == 1 and lines[0].startswith("interrupted:") and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
 import sys
+import threading
 import warnings
 
 import typer
@@ -99,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     Typer runs in standalone mode so that --help and usage errors behave as usual (exit code 2 with the usage
     line); only radcnn's exceptions pass through it and are rendered here.
     """
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # radcnn answers Ctrl-C (or `kill -INT`) even when a shell started it with SIGINT ignored (background jobs),
+        # and with its own exception: click would turn a KeyboardInterrupt into a silent exit 130.
+        previous = signal.signal(signal.SIGINT, _stop)
     try:
         app(args=argv, prog_name="radcnn", standalone_mode=True)
     except SystemExit as exc:
@@ -109,15 +116,27 @@ def main(argv: list[str] | None = None) -> int:
     except RadcnnError as exc:
         error_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 1
-    except KeyboardInterrupt:
+    except (_Stop, KeyboardInterrupt):
         # Outputs are written under temporary names and renamed when complete, so nothing half-written remains;
         # the decode cache keeps the images finished so far.
         error_console.print(
             "[bold red]interrupted:[/] stopped before finishing; nothing half-written was left behind "
-            "(images decoded so far stay in the cache) — run the same command again to continue"
+            "(images decoded so far stay in the cache) — run the same command again to continue",
+            soft_wrap=True,
         )
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     return 0
+
+
+class _Stop(BaseException):
+    """Ctrl-C inside a radcnn command (a BaseException, so that no `except Exception` on the way swallows it)."""
+
+
+def _stop(signum, frame) -> None:
+    raise _Stop()
 
 
 if __name__ == "__main__":
