@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
         on_error: str = typer.Option(None, help="fail | skip unreadable images."),
         on_leakage: str = typer.Option(
             None,
-            help="Identical images in two splits: auto | fail | drop_train (auto: drop_train for official splits).",
+            help="Identical images in two splits: auto | fail | drop (drop: keep the test copy; auto: drop for official splits).",
         ),
         folds: int = typer.Option(None, help="K-fold cross-validation by patient: K runs in OUT/fold_1..K, pooled."),
         config: Path = typer.Option(None, "--config", "-c", help="YAML/TOML config; options override it."),
