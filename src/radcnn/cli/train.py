@@ -184,6 +184,6 @@ def _train_folds(out: Path, config: RunConfig, k: int, *, overwrite: bool, resum
     with ProgressCallback("cross-validation folds") as progress:
         result = cross_validate(config, out, k, overwrite=overwrite, progress=progress)
     for fold in result.folds:
-        console.print(f"fold {fold['fold']}: {fold['run']} — test AUC {fold['roc_auc']}")
+        console.print(f"fold {fold['fold']}: {fold['run']} — test AUC {fold['roc_auc']:.4f}")
     console.print(metrics_table(result.pooled))
     console.print(f"pooled out-of-fold metrics: {result.summary_path}")
