@@ -186,3 +186,18 @@ def test_every_code_block_names_a_language_the_checks_know(guide, page):
     # An untagged block would escape the command and import checks above without anyone noticing.
     odd = [f"{b.where} ({b.lang or 'no language'})" for b in guide.code_blocks(page) if b.lang not in KNOWN_LANGUAGES]
     assert not odd, f"code blocks with a missing or unknown language tag: {odd}"
+
+
+def test_the_page_reader_finds_commands_outputs_refusals_and_marks(guide, tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "Text.\n\n<!-- test: run -->\n```console\n$ radcnn synth d \\\n    --patients 3\nwrote 7 images\n"
+        "$ radcnn train --out r\nerror: no data\n```\n\n```bash\nradcnn models\n```\n",
+        encoding="utf-8",
+    )
+    console, bash = guide.code_blocks(page)
+    assert (console.lang, console.marked, console.line) == ("console", True, 4)
+    assert (bash.lang, bash.marked) == ("bash", False)
+    first, second = guide.commands(console)
+    assert first.line == "radcnn synth d --patients 3" and first.shown == ("wrote 7 images",)
+    assert not first.expects_error and second.expects_error
