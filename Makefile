@@ -2,8 +2,12 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# The CPU wheel of torch: installed before the package so that pip never resolves a multi-GB CUDA build.
+# torch is installed before the package, so the build chosen here is the one radcnn gets. From plain PyPI, Linux
+# torch wheels are CUDA builds (multi-GB); the development machines' pip wheel house provides the CPU build. Choose
+# explicitly with PyTorch's index: TORCH_INDEX=https://download.pytorch.org/whl/cpu (or .../whl/cu126, ...);
+# docs/gpu.md explains.
 TORCH  ?= torch==2.13.0
+TORCH_INDEX ?=
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint format install clean bench system-packages
@@ -15,7 +19,7 @@ APT_GET ?= apt-get
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url "$(TORCH_INDEX)") "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[all]"
 	touch $(STAMP)
 

@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
         on_error: str = typer.Option(None, help="fail | skip unreadable images."),
         on_leakage: str = typer.Option(
             None,
-            help="Identical images in two splits: auto | fail | drop_train (auto: drop_train for official splits).",
+            help="Identical images in two splits: auto | fail | drop (drop: keep the test copy; auto: drop for official splits).",
         ),
         folds: int = typer.Option(None, help="K-fold cross-validation by patient: K runs in OUT/fold_1..K, pooled."),
         config: Path = typer.Option(None, "--config", "-c", help="YAML/TOML config; options override it."),
@@ -184,6 +184,6 @@ def _train_folds(out: Path, config: RunConfig, k: int, *, overwrite: bool, resum
     with ProgressCallback("cross-validation folds") as progress:
         result = cross_validate(config, out, k, overwrite=overwrite, progress=progress)
     for fold in result.folds:
-        console.print(f"fold {fold['fold']}: {fold['run']} — test AUC {fold['roc_auc']}")
+        console.print(f"fold {fold['fold']}: {fold['run']} — test AUC {fold['roc_auc']:.4f}")
     console.print(metrics_table(result.pooled))
     console.print(f"pooled out-of-fold metrics: {result.summary_path}")

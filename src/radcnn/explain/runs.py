@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from radcnn.data.layouts.csv_manifest import find_labels_csv
 from radcnn.errors import DataError, ImageReadError, UnknownNameError
 from radcnn.explain.localisation import Box, parse_boxes, read_nih_bboxes
 from radcnn.explain.output import write_explanations
@@ -48,7 +49,8 @@ def boxes_by_path(source: str | Path, *, boxes_csv: str | Path | None = None) ->
     """{resolved image path or file name: boxes in stored pixels} from the labels CSV or an NIH box list."""
     if boxes_csv is not None:
         return {name: boxes for name, boxes in read_nih_bboxes(boxes_csv).items()}
-    source = Path(source)
+    # A run's data.source may be the folder that holds the labels CSV (`radcnn train --data data/phantom`).
+    source = (find_labels_csv(source) or Path(source)) if Path(source).is_dir() else Path(source)
     if source.suffix.lower() != ".csv" or not source.is_file():
         return {}
     table = pd.read_csv(source, dtype=str, keep_default_na=False)

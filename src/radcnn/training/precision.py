@@ -28,6 +28,15 @@ def cpu_has_native_bf16() -> bool:
     return any(flag in flags for flag in _BF16_FLAGS)
 
 
+def gpu_has_native_bf16() -> bool:
+    """bf16 in hardware: NVIDIA compute capability 8.0 (Ampere) or newer, or a ROCm GPU. Not
+    `torch.cuda.is_bf16_supported()`, which also says yes where bf16 is only emulated (Volta, Turing): slower than
+    fp16 there."""
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_capability()[0] >= 8
+
+
 def resolve_precision(requested: str) -> str:
     """Map a config value ("auto", "32", "bf16") to Lightning's precision string."""
     if requested == "bf16":
@@ -35,5 +44,5 @@ def resolve_precision(requested: str) -> str:
     if requested == "32":
         return "32-true"
     if torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        return "bf16-mixed" if gpu_has_native_bf16() else "16-mixed"
     return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
