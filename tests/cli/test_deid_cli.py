@@ -36,7 +36,8 @@ def key(tmp_path) -> Path:
 
 def test_deid_default_command_and_check(tmp_path, tree, key, capsys):
     out = tmp_path / "out"
-    assert main(["deid", str(tree), str(out), "--key-file", str(key), "--modified-dates"]) == 0
+    args = ["deid", str(tree), str(out), "--key-file", str(key), "--modified-dates", "--layout", "mirror"]
+    assert main(args) == 0
     text = _flat(capsys.readouterr().out)
     assert "de-identification" in text and "written" in text
     ds = pydicom.dcmread(out / "p1" / "ct.dcm")
@@ -88,9 +89,12 @@ def test_non_dicom_on_error_and_output_inside_input(tmp_path, tree, key, capsys)
     assert "readme.txt: not a DICOM file" in _flat(capsys.readouterr().err)
     assert not out.exists()
     assert main(["deid", str(tree), str(out), "-k", str(key), "--on-error", "skip"]) == 0
-    assert "readme.txt" in _flat(capsys.readouterr().out) and not (out / "readme.txt").exists()
+    text = _flat(capsys.readouterr().out)
+    assert "readme.txt" in text and not (out / "readme.txt").exists()
     log = [json.loads(line) for line in (out / "deid_audit.jsonl").read_text().splitlines()]
-    assert {r["source"]: r["status"] for r in log[1:]}["readme.txt"] == "skipped"
+    assert [r["status"] for r in log[1:] if r["output"] is None] == ["skipped"]
+    assert "readme" not in (out / "deid_audit.jsonl").read_text()  # named by its keyed source id only
+    assert [r["source_id"] for r in log[1:] if r["status"] == "skipped"][0] in text
     assert main(["deid", str(tree), str(tree / "nested"), "-k", str(key)]) == 1
     assert "inside the input" in _flat(capsys.readouterr().err)
 
@@ -101,6 +105,7 @@ def test_mapping_and_quarantine_options(tmp_path, tree, key):
     ds.save_as(tree / "mr.dcm")
     out, mapping, quarantine = tmp_path / "out", tmp_path / "map.rcenc", tmp_path / "q"
     args = ["deid", str(tree), str(out), "-k", str(key), "--mapping", str(mapping), "--quarantine", str(quarantine)]
+    args += ["--layout", "mirror"]
     assert main(args) == 0
     assert (quarantine / "mr.dcm").is_file() and not (out / "mr.dcm").exists()
     assert main(["decrypt", str(mapping), str(tmp_path / "map.json"), "-k", str(key)]) == 0
@@ -108,6 +113,7 @@ def test_mapping_and_quarantine_options(tmp_path, tree, key):
     assert [p["patient_name"] for p in patients.values()] == ["CompressedSamples^CT1"]
     blanked = tmp_path / "blanked"
     args = ["deid", str(tree), str(blanked), "-k", str(key), "--burned-in", "blank", "--blank", "0,0,8,8"]
+    args += ["--layout", "same"]  # the old name of mirror is still accepted
     assert main(args) == 0
     corner = pydicom.dcmread(blanked / "mr.dcm").pixel_array[:8, :8]
     assert (corner == -32768).all()  # signed 16-bit MONOCHROME2: the darkest storable value

@@ -106,7 +106,8 @@ def pydicom_run(tmp_path_factory):
             shutil.copy(name, src / Path(name).name)
     with warnings.catch_warnings():  # the test corpus is deliberately full of odd values
         warnings.simplefilter("ignore")
-        summary = deidentify_tree(src, root / "out", KEY, DeidConfig(burned_in="allow", on_error="skip"))
+        config = DeidConfig(burned_in="allow", on_error="skip", layout="mirror")  # the corpus repeats SOP UIDs
+        summary = deidentify_tree(src, root / "out", KEY, config)
     return src, root / "out", summary
 
 
@@ -184,7 +185,8 @@ def patient_tree(tmp_path_factory):
         write(ds, src / rel)
     config = DeidConfig(options={"retain_modified_dates", "clean_descriptors"})
     summary = deidentify_tree(src, root / "out", KEY, config, mapping=root / "map.rcenc", quarantine=root / "q")
-    out = {rel: _read(root / "out" / rel) for rel in files}
+    out = {r.source: _read(root / "out" / r.output) for r in summary.results}  # default layout: new UIDs
+    assert set(out) == set(files)
     return root, files, out, summary
 
 
@@ -219,9 +221,12 @@ def test_audit_log_names_attributes_never_values(patient_tree):
     records = [json.loads(line) for line in text.splitlines()]
     assert records[0]["run"]["options"] == ["clean_descriptors", "retain_modified_dates"]
     assert len(records) == 6 and all(r["status"] == "ok" for r in records[1:])
-    assert "PatientName" in records[1]["audit"]["emptied"] and "InstitutionName" in records[1]["audit"]["removed"]
-    for secret in ("MRN0012345", "Doe", "Jane", "20210301", "St Elsewhere", "House"):
+    audit = records[1]["audit"]
+    assert {"PatientName", "PatientID"} <= set(audit["pseudonymised"]) and "InstitutionName" in audit["removed"]
+    assert "PatientBirthDate" in audit["emptied"] and "PatientName" not in audit.get("emptied", [])
+    for secret in ("MRN0012345", "Doe", "Jane", "20210301", "St Elsewhere", "House", "s1/se1", "A/", "B/1"):
         assert secret not in text
+    assert all("source" not in r and len(r["source_id"]) == 16 for r in records[1:])
     assert summary.count("ok") == 5
 
 
@@ -241,15 +246,17 @@ def test_mapping_is_encrypted_and_reidentifies(patient_tree):
 def test_same_key_same_result_across_runs_and_workers(patient_tree, tmp_path):
     root, _, out, _ = patient_tree
     config = DeidConfig(options={"retain_modified_dates", "clean_descriptors"}, workers=2)
-    deidentify_tree(root / "in", tmp_path / "again", KEY, config)
-    again = _read(tmp_path / "again" / "A" / "s1" / "se1" / "1.dcm")
+    again_summary = deidentify_tree(root / "in", tmp_path / "again", KEY, config)
+    outputs = {r.source: r.output for r in again_summary.results}
+    assert outputs == {r.source: r.output for r in patient_tree[3].results}  # same names, too
+    again = _read(tmp_path / "again" / outputs["A/s1/se1/1.dcm"])
     first = out["A/s1/se1/1.dcm"]
     assert (again.SOPInstanceUID, again.PatientID, again.StudyDate) == (
         first.SOPInstanceUID,
         first.PatientID,
         first.StudyDate,
     )
-    other = deidentify_tree(root / "in", tmp_path / "other", bytes(32), DeidConfig())
+    other = deidentify_tree(root / "in", tmp_path / "other", bytes(32), DeidConfig(layout="mirror"))
     assert other.count("ok") == 5
     assert _read(tmp_path / "other" / "B" / "1.dcm").PatientID != out["B/1.dcm"].PatientID
 
@@ -294,7 +301,8 @@ def test_burned_in_refused_by_default_and_quarantined(tmp_path):
     write(make_image(burned_in="YES"), src / "yes.dcm")
     write(make_image(burned_in=None), src / "cr_unknown.dcm")  # DX without BurnedInAnnotation=NO
     write(make_image(burned_in="NO"), src / "ok.dcm")
-    summary = deidentify_tree(src, tmp_path / "out", KEY, quarantine=tmp_path / "q")
+    config = DeidConfig(layout="mirror")
+    summary = deidentify_tree(src, tmp_path / "out", KEY, config, quarantine=tmp_path / "q")
     status = {r.source: r.status for r in summary.results}
     assert status == {"yes.dcm": "quarantined", "cr_unknown.dcm": "quarantined", "ok.dcm": "ok"}
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [AUDIT_LOG_NAME, "ok.dcm"]

@@ -59,7 +59,7 @@ def test_declared_options_are_honoured(tmp_path):
 def test_non_dicom_and_bad_arguments(tmp_path, clean_file):
     (tmp_path / "out" / "notes.txt").write_text("hello")
     report = check_tree(tmp_path / "out")
-    assert [f.problem.split(":")[0] for f in report.findings] == ["cannot be verified"]
+    assert [f.problem.split(":")[0] for f in report.findings] == ["not a de-identified DICOM file"]
     with pytest.raises(ConfigError, match="at least 3 characters"):
         check_tree(tmp_path / "out", identifiers=["JD"])
     with pytest.raises(DeidentificationError, match="nothing to check"):

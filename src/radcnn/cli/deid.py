@@ -80,15 +80,27 @@ def run(
         None, help="Retain Safe Private Option: file with one GGGG,CREATOR,EE line per safe private attribute."
     ),
     pseudonyms: bool = typer.Option(True, help="Keyed pseudonym in PatientID/PatientName (else emptied)."),
-    burned_in: str = typer.Option("refuse", help="Suspected burned-in text: refuse | blank | allow."),
+    burned_in: str = typer.Option(
+        "refuse",
+        help="Burned-in text: refuse (quarantine suspects) | detect (Tesseract OCR, blank the text) | blank "
+        "(fixed --blank rectangles) | allow.",
+    ),
+    keep_marker: list[str] = typer.Option(
+        [], help="With --burned-in detect: a burned-in marker word to keep, e.g. L or R (repeatable)."
+    ),
     blank: list[str] = typer.Option([], help="Rectangle x0,y0,x1,y1 to blank (repeatable; --burned-in blank)."),
     flag_manufacturer: list[str] = typer.Option([], help="Manufacturer/model known to burn in text (repeatable)."),
     quarantine: Path = typer.Option(None, help="Folder for refused files (header de-identified) for review."),
     on_error: str = typer.Option("fail", help="Non-DICOM or unreadable file: fail | skip."),
-    layout: str = typer.Option("same", help="Output names: same (mirror input) | uid (study/series/sop)."),
+    layout: str = typer.Option(
+        "uid",
+        help="Output names: uid (new study/series/sop UIDs) | mirror (input names, identifying parts replaced).",
+    ),
     workers: int = typer.Option(1, min=1, help="Worker processes."),
     mapping: Path = typer.Option(None, help="Write the encrypted re-identification mapping here."),
-    audit_log: Path = typer.Option(None, help="Audit log path (default OUT/deid_audit.jsonl)."),
+    audit_log: Path = typer.Option(
+        None, help="Audit log path (default OUT/deid_audit.jsonl, or OUT.deid_audit.jsonl for one file)."
+    ),
     max_shift_days: int = typer.Option(3650, help="Largest date shift in days (--modified-dates)."),
 ) -> None:
     """De-identify a DICOM file or folder to the Basic Application Level Confidentiality Profile."""
@@ -118,12 +130,20 @@ def run(
         on_error=on_error,
         layout=layout,
         workers=workers,
+        keep_markers=tuple(keep_marker),
     )
     key = load_key_file(key_file)
     if source.is_file():
-        result = deidentify_file(source, output, key, config)
-        console.print(f"de-identified {source} -> {result.output}")
+        from radcnn.privacy.deidentify import single_file_audit_path
+
+        result = deidentify_file(source, output, key, config, audit_log=audit_log)
+        log = audit_log or single_file_audit_path(output)
+        console.print(f"de-identified {source} -> {result.output} (audit log {log}, {len(result.boxes)} text boxes)")
         return
+    if not source.exists():
+        from radcnn.errors import DeidentificationError
+
+        raise DeidentificationError(f"input {source} does not exist")
     with console.status("de-identifying ..."):
         summary = deidentify_tree(
             source, output, key, config, audit_log=audit_log, mapping=mapping, quarantine=quarantine
@@ -142,11 +162,11 @@ def run(
         )
     )
     if summary.problems:
-        table = Table(title="files not written", show_header=True, header_style="bold")
-        for column in ("file", "status", "reason"):
+        table = Table(title="files not written (source id as in the audit log)", show_header=True, header_style="bold")
+        for column in ("file", "source id", "status", "reason"):
             table.add_column(column)
         for r in summary.problems[:_MAX_ROWS]:
-            table.add_row(r.source, r.status, r.reason or "")
+            table.add_row(r.source, r.source_id, r.status, r.reason or "")
         console.print(table)
         if len(summary.problems) > _MAX_ROWS:
             console.print(f"... and {len(summary.problems) - _MAX_ROWS} more: see the audit log")

@@ -18,6 +18,7 @@ class BurnedInPolicy(enum.StrEnum):
     """What to do with an image that has, or may have, text burned into its pixels."""
 
     REFUSE = "refuse"  # quarantine it with the reason (default)
+    DETECT = "detect"  # find text with Tesseract OCR, blank every text box, then write it (see ocr.py)
     BLANK = "blank"  # blank the given rectangles, then write it (adds the Clean Pixel Data code)
     ALLOW = "allow"  # write it unchanged, flagged in the audit log for manual review
 
@@ -28,8 +29,12 @@ class OnError(enum.StrEnum):
 
 
 class Layout(enum.StrEnum):
-    SAME = "same"  # mirror the input tree (file and folder names are NOT de-identified)
-    UID = "uid"  # <new StudyInstanceUID>/<new SeriesInstanceUID>/<new SOPInstanceUID>.dcm
+    UID = "uid"  # <new StudyInstanceUID>/<new SeriesInstanceUID>/<new SOPInstanceUID>.dcm (default)
+    MIRROR = "mirror"  # the input tree's names, identifying components replaced by keyed tokens (paths.py)
+
+    @classmethod
+    def _missing_(cls, value: object) -> Layout | None:
+        return cls.MIRROR if value == "same" else None  # the name of the mirrored layout before 0.2
 
 
 @dataclass(frozen=True)
@@ -99,8 +104,10 @@ class DeidConfig:
     safe_private: tuple[SafePrivate, ...] = ()
     max_shift_days: int = DEFAULT_MAX_SHIFT_DAYS
     on_error: OnError = OnError.FAIL
-    layout: Layout = Layout.SAME
+    layout: Layout = Layout.UID
     workers: int = 1
+    keep_markers: tuple[str, ...] = ()  # burned-in words kept by --burned-in detect (laterality: "L", "R")
+    ocr_min_confidence: float = 30.0  # Tesseract word confidence (0-100) from which a box counts as text
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", parse_options(self.options))
@@ -110,6 +117,12 @@ class DeidConfig:
         object.__setattr__(self, "blank_rectangles", tuple(self.blank_rectangles))
         object.__setattr__(self, "safe_private", tuple(self.safe_private))
         object.__setattr__(self, "flag_manufacturers", tuple(self.flag_manufacturers))
+        object.__setattr__(self, "keep_markers", tuple(m.strip().upper() for m in self.keep_markers if m.strip()))
+        long_markers = [m for m in self.keep_markers if len(m) > 3 or not m.isalpha()]
+        if long_markers:
+            raise ConfigError(f"keep_markers are short laterality/view markers (<= 3 letters); got {long_markers}")
+        if not 0.0 <= self.ocr_min_confidence <= 100.0:
+            raise ConfigError(f"ocr_min_confidence must be in [0, 100], got {self.ocr_min_confidence}")
         if self.burned_in is BurnedInPolicy.BLANK and not self.blank_rectangles:
             raise ConfigError("burned_in='blank' needs at least one rectangle (x0,y0,x1,y1) to blank")
         if self.blank_rectangles and self.burned_in is not BurnedInPolicy.BLANK:

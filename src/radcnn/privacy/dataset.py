@@ -186,7 +186,8 @@ def _walk(ds: Dataset, plan: Plan, audit: DatasetAudit, *, prefix: str, mode: Mo
             continue
         if action is not Action.KEEP:
             elem.value = value
-        audit.note(_VERB[action], path)
+        pseudonymised = tag in plan.ctx.replacements and action in (Action.EMPTY, Action.DUMMY)
+        audit.note("pseudonymised" if pseudonymised else _VERB[action], path)
     for tag in creators:
         if tag in needed_creators:
             continue

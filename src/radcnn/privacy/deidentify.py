@@ -4,14 +4,16 @@
 into place at the end, so a failed run leaves nothing half-written. Per file the outcome is one of
 
     ok           written to the output
-    quarantined  burned-in text suspected and the policy is refuse: not in the output; if a quarantine folder
-                 is given, the header-de-identified file goes there for pixel review
-    skipped      could not be de-identified (not DICOM, unreadable, DICOMDIR ...) and on_error=skip
+    quarantined  burned-in text suspected and the policy is refuse, or a DICOM file that is truncated or whose
+                 pixel data cannot be decoded (reading.py): not in the output, the reason in the audit log; if a
+                 quarantine folder is given, the header-de-identified file goes there for review
+    skipped      could not be de-identified (not DICOM, DICOMDIR ...) and on_error=skip
     failed       the same with on_error=fail: the run stops and the output is not created
 
-Nothing is ever copied through un-de-identified. The audit log (JSON lines) names the attributes each action
-touched, never their values; the optional mapping (pseudonym -> original identity, date shift, study UIDs) is
-written only encrypted.
+Nothing is ever copied through un-de-identified. Output names come from paths.py (UID layout by default). The
+audit log (audit.py) holds no original path or identifier; the optional mapping (pseudonym -> original identity,
+date shift, study UIDs, source id -> input path) is written only encrypted. An input without a single DICOM file
+is an error, not an empty success.
 """
 
 from __future__ import annotations
@@ -20,40 +22,47 @@ import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 
 from radcnn.encryption.cipher import encrypt_bytes
 from radcnn.encryption.keys import Secret
 from radcnn.errors import DeidentificationError
 from radcnn.io import atomic_directory, atomic_path
-from radcnn.privacy.config import DeidConfig, Layout, OnError
+from radcnn.privacy.audit import AUDIT_LOG_NAME, sanitize_reason, source_id, write_audit_log
+from radcnn.privacy.config import BurnedInPolicy, DeidConfig, OnError
 from radcnn.privacy.engine import Deidentifier, PatientLink
+from radcnn.privacy.ocr import require_tesseract
+from radcnn.privacy.paths import output_name
+from radcnn.privacy.reading import DamagedDicomError, read_dicom
 
 logger = logging.getLogger(__name__)
 
-AUDIT_LOG_NAME = "deid_audit.jsonl"
-DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+__all__ = ["AUDIT_LOG_NAME", "DeidSummary", "FileResult", "deidentify_file", "deidentify_tree", "read_dicom"]
 
 
 @dataclass
 class FileResult:
-    source: str  # relative to the input root (or the file name)
+    source: str  # relative to the input root (or the file name): in memory and on the terminal only
     status: str  # ok | quarantined | skipped | failed
+    source_id: str = ""  # keyed id of `source`: what the audit log names the file by
     output: str | None = None
-    reason: str | None = None
+    reason: str | None = None  # may name the input path: the audit log gets `audit_reason`
+    audit_reason: str | None = None
     burned_in: list[str] = field(default_factory=list)
     blanked: bool = False
+    boxes: list[dict] = field(default_factory=list)  # burned-in text boxes blanked (detect policy)
     audit: dict | None = None
     link: PatientLink | None = field(default=None, repr=False)  # for the encrypted mapping only
 
     def log_record(self) -> dict:
+        """The audit log line: nothing of the input path or the original header (see audit.py)."""
         record = asdict(self)
-        record.pop("link")
+        for private in ("link", "source", "reason"):
+            record.pop(private)
+        record["reason"] = record.pop("audit_reason")
         return record
 
 
@@ -74,33 +83,6 @@ class DeidSummary:
         return [r for r in self.results if r.status != "ok"]
 
 
-def read_dicom(path: Path) -> Dataset:
-    """Read a DICOM file (with or without the 128-byte preamble); anything else raises DeidentificationError."""
-    try:
-        ds = pydicom.dcmread(path)
-    except InvalidDicomError:
-        try:
-            ds = pydicom.dcmread(path, force=True)
-            has_class = "SOPClassUID" in ds
-        except Exception as exc:  # a forced read of a non-DICOM file fails in many ways
-            raise DeidentificationError(f"{path}: not a DICOM file ({type(exc).__name__})") from exc
-        if not has_class:
-            raise DeidentificationError(f"{path}: not a DICOM file (no DICM prefix, no SOP Class UID)") from None
-    except (OSError, ValueError, EOFError) as exc:
-        raise DeidentificationError(f"{path}: cannot be read as DICOM: {exc}") from exc
-    sop_class = ds.file_meta.get("MediaStorageSOPClassUID", "") if hasattr(ds, "file_meta") else ""
-    if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
-        raise DeidentificationError(f"{path}: DICOMDIR files are not de-identified; rebuild the DICOMDIR afterwards")
-    return ds
-
-
-def _output_name(ds: Dataset, rel: Path, layout: Layout) -> Path:
-    if layout is Layout.SAME:
-        return rel
-    parts = [str(ds.get(k, "") or "unknown") for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")]
-    return Path(parts[0]) / parts[1] / f"{parts[2]}.dcm"
-
-
 def _write(ds: Dataset, target: Path) -> None:
     with atomic_path(target) as tmp:
         ds.save_as(tmp, enforce_file_format=True)
@@ -110,33 +92,38 @@ def process_file(
     deidentifier: Deidentifier, src: Path, rel: Path, out_root: Path, quarantine_root: Path | None
 ) -> FileResult:
     """De-identify one file into `out_root` (or the quarantine); every failure becomes a `failed` result."""
+    result = FileResult(source=str(rel), status="failed", source_id=source_id(deidentifier.path_key, str(rel)))
     try:
         ds = read_dicom(src)
         outcome = deidentifier.deidentify(ds, where=str(src))
-        name = _output_name(ds, rel, deidentifier.config.layout)
-        result = FileResult(
-            source=str(rel),
-            status="ok",
-            burned_in=outcome.burned_in,
-            blanked=outcome.blanked,
-            audit=outcome.audit.as_dict(),
-            link=outcome.link,
-        )
+        name = output_name(ds, rel, deidentifier.config.layout, outcome.path_identifiers, deidentifier.path_key)
+        result.status, result.burned_in, result.blanked = "ok", outcome.burned_in, outcome.blanked
+        result.boxes, result.audit, result.link = outcome.boxes, outcome.audit.as_dict(), outcome.link
         if outcome.refused:
             result.status = "quarantined"
-            result.reason = "burned-in text suspected: " + "; ".join(outcome.burned_in)
+            _set_reason(result, src, "burned-in text suspected: " + "; ".join(outcome.burned_in))
             if quarantine_root is not None:
                 _write(ds, quarantine_root / name)
                 result.output = str(quarantine_root / name)
             return result
         _write(ds, out_root / name)
-        result.output = str(name)
+        result.output = name.as_posix()
         return result
+    except DamagedDicomError as exc:
+        result.status, result.output, result.audit, result.link = "quarantined", None, None, None
+        _set_reason(result, src, str(exc))
     except DeidentificationError as exc:
-        return FileResult(source=str(rel), status="failed", reason=str(exc))
+        _set_reason(result, src, str(exc))
     except Exception as exc:  # pydicom raises many exception types on malformed data; record, never copy through
         logger.debug("de-identification of %s failed", src, exc_info=True)
-        return FileResult(source=str(rel), status="failed", reason=f"{src}: {type(exc).__name__}: {exc}")
+        _set_reason(result, src, f"{src}: {type(exc).__name__}: {exc}")
+    result.output, result.audit, result.link = None, None, None
+    return result
+
+
+def _set_reason(result: FileResult, src: Path, reason: str) -> None:
+    result.reason = reason
+    result.audit_reason = sanitize_reason(reason, src, result.source)
 
 
 def _worker(args: tuple[bytes, DeidConfig, str, str, str, str | None]) -> FileResult:
@@ -184,7 +171,8 @@ def _mapping_bytes(results: list[FileResult]) -> bytes:
             },
         )
         entry["studies"][r.link.new_study_uid] = r.link.study_uid
-    return json.dumps({"format": "radcnn-deid-mapping/1", "patients": mapping}, indent=1).encode("utf-8")
+    sources = {r.source_id: r.source for r in results}
+    return json.dumps({"format": "radcnn-deid-mapping/2", "patients": mapping, "sources": sources}, indent=1).encode()
 
 
 def deidentify_tree(
@@ -206,6 +194,10 @@ def deidentify_tree(
     mapping_path, quarantine_path = _opt_path(mapping), _opt_path(quarantine)
     _check_paths(src, dst, mapping_path, quarantine_path)
     files = sorted(p for p in src.rglob("*") if p.is_file())
+    if not files:
+        raise DeidentificationError(f"input {src} contains no files: nothing to de-identify")
+    if config.burned_in is BurnedInPolicy.DETECT:
+        require_tesseract()
     if dst.exists():
         dst.rmdir()  # empty (checked above); atomic_directory creates it afresh
     results: list[FileResult] = []
@@ -220,6 +212,10 @@ def deidentify_tree(
                     raise DeidentificationError(f"{result.reason} (no output written; --on-error skip goes on)")
                 result.status = "skipped"
         _check_unique_outputs(results)
+        if not any(r.status in ("ok", "quarantined") for r in results):
+            raise DeidentificationError(
+                f"input {src}: none of its {len(results)} files is DICOM (first: {results[0].reason}); nothing written"
+            )
         log_path = Path(audit_log) if audit_log is not None else tmp / AUDIT_LOG_NAME
         _write_audit_log(log_path, Deidentifier(key, config), config, results)
         if mapping_path is not None:
@@ -258,36 +254,66 @@ def _check_unique_outputs(results: list[FileResult]) -> None:
             seen[r.output] = r.source
 
 
-def _write_audit_log(path: Path, deidentifier: Deidentifier, config: DeidConfig, results: list[FileResult]) -> None:
-    header = {
-        "run": {
-            "profile": "DICOM PS3.15 Table E.1-1 Basic Application Level Confidentiality Profile",
-            "method": config.method_description(),
-            "options": sorted(o.value for o in config.options),
-            "burned_in_policy": config.burned_in.value,
-            "layout": config.layout.value,
-            "key_fingerprint": deidentifier.fingerprint,
-            "files": len(results),
-        }
+def _run_header(deidentifier: Deidentifier, config: DeidConfig, files: int) -> dict:
+    return {
+        "profile": "DICOM PS3.15 Table E.1-1 Basic Application Level Confidentiality Profile",
+        "method": config.method_description(),
+        "options": sorted(o.value for o in config.options),
+        "burned_in_policy": config.burned_in.value,
+        "layout": config.layout.value,
+        "key_fingerprint": deidentifier.fingerprint,
+        "files": files,
     }
-    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
-        fh.write(json.dumps(header) + "\n")
-        for r in results:
-            fh.write(json.dumps(r.log_record()) + "\n")
 
 
-def deidentify_file(src: str | Path, dst: str | Path, key: bytes, config: DeidConfig | None = None) -> FileResult:
-    """De-identify one file to `dst`. Raises DeidentificationError when it fails or is refused for burned-in text.
+def _write_audit_log(path: Path, deidentifier: Deidentifier, config: DeidConfig, results: list[FileResult]) -> None:
+    write_audit_log(path, _run_header(deidentifier, config, len(results)), [r.log_record() for r in results])
 
-    The layout option does not apply: the output is exactly `dst`."""
+
+def single_file_audit_path(dst: Path) -> Path:
+    return dst.with_name(dst.name + ".deid_audit.jsonl")
+
+
+def deidentify_file(
+    src: str | Path,
+    dst: str | Path,
+    key: bytes,
+    config: DeidConfig | None = None,
+    *,
+    audit_log: str | Path | None = None,
+) -> FileResult:
+    """De-identify one file to exactly `dst` (the layout option does not apply) and write its audit log.
+
+    The audit log goes to `audit_log`, by default `<dst>.deid_audit.jsonl`. Raises DeidentificationError when the
+    file is not DICOM, is damaged, or is refused for burned-in text (nothing is written then)."""
     src, dst = Path(src), Path(dst)
+    config = config or DeidConfig()
+    if not src.is_file():
+        raise DeidentificationError(f"input {src} is not a file")
     if dst.exists() and src.resolve() == dst.resolve():
         raise DeidentificationError(f"{src}: refusing to overwrite the original with its de-identified copy")
-    config = replace(config or DeidConfig(), layout=Layout.SAME)
-    result = process_file(Deidentifier(key, config), src, Path(dst.name), dst.parent, None)
-    if result.status == "failed":
-        raise DeidentificationError(result.reason or f"{src}: de-identification failed")
-    if result.status == "quarantined":
-        raise DeidentificationError(f"{src}: refused: {result.reason}")
+    if dst.is_dir():
+        raise DeidentificationError(f"output {dst} is a directory; give a file name for a single input file")
+    if config.burned_in is BurnedInPolicy.DETECT:
+        require_tesseract()
+    deidentifier = Deidentifier(key, config)
+    result = FileResult(source=src.name, status="failed", source_id=source_id(deidentifier.path_key, src.name))
+    try:
+        ds = read_dicom(src)
+        outcome = deidentifier.deidentify(ds, where=str(src))
+    except DeidentificationError as exc:
+        raise DeidentificationError(f"{exc} (nothing written)") from exc
+    if outcome.refused:
+        raise DeidentificationError(f"{src}: refused: burned-in text suspected: {'; '.join(outcome.burned_in)}")
+    _write(ds, dst)
+    result.status, result.output, result.burned_in = "ok", dst.name, outcome.burned_in
+    result.blanked, result.boxes, result.audit, result.link = (
+        outcome.blanked,
+        outcome.boxes,
+        outcome.audit.as_dict(),
+        outcome.link,
+    )
+    log_path = Path(audit_log) if audit_log is not None else single_file_audit_path(dst)
+    write_audit_log(log_path, _run_header(deidentifier, config, 1), [result.log_record()])
     result.output = str(dst)
     return result

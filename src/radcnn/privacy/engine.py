@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
@@ -33,7 +33,9 @@ from radcnn.privacy.actions import TextScrubber, ValueContext
 from radcnn.privacy.config import BurnedInPolicy, DeidConfig
 from radcnn.privacy.dataset import DatasetAudit, Plan, deidentify_dataset, iter_identifier_values
 from radcnn.privacy.dates import date_shift_days
-from radcnn.privacy.pixels import blank_rectangles, burned_in_reasons
+from radcnn.privacy.ocr import detect_and_blank
+from radcnn.privacy.paths import path_identifiers
+from radcnn.privacy.pixels import blank_rectangles, burned_in_reasons, has_pixels
 from radcnn.privacy.profile import BASIC_PROFILE_CODE, CLEAN_PIXEL_DATA_CODE, Option, annex_e_profile
 from radcnn.privacy.uids import UIDMapper
 
@@ -62,6 +64,8 @@ class Outcome:
     burned_in: list[str]
     blanked: bool
     refused: bool  # burned-in text suspected and the policy is refuse
+    path_identifiers: list[str] = field(default_factory=list)  # lower-cased, for the mirrored layout
+    boxes: list[dict] = field(default_factory=list)  # burned-in text boxes blanked (detect policy)
 
 
 class Deidentifier:
@@ -73,6 +77,7 @@ class Deidentifier:
         self._key = key
         self.uid_map = UIDMapper(key)
         self._pseudonym_key = derive_subkey(key, "pseudonym/v1")
+        self.path_key = derive_subkey(key, "path/v1")
         self.fingerprint = key_fingerprint(key)
         self._safe = frozenset(s.key() for s in self.config.safe_private)
 
@@ -121,7 +126,9 @@ class Deidentifier:
         reasons = burned_in_reasons(ds, self.config.flag_manufacturers)
         replacements = {PATIENT_ID: pseudonym, PATIENT_NAME: pseudonym} if self.config.pseudonymise else {}
         # Clean (C) scrubs this object's own identifiers from free text: collect them before anything changes.
-        scrub = TextScrubber(iter_identifier_values(ds, self.profile, options))
+        values = list(iter_identifier_values(ds, self.profile, options))
+        scrub = TextScrubber(values)
+        path_idents = path_identifiers(ds, values)
         plan = Plan(
             profile=self.profile,
             options=options,
@@ -139,15 +146,20 @@ class Deidentifier:
         if source != "PatientID":
             audit.note("notes", f"no PatientID: pseudonym and date shift keyed on {source}")
         blanked = refused = False
-        if reasons:
-            if self.config.burned_in is BurnedInPolicy.BLANK:
-                blank_rectangles(ds, self.config.blank_rectangles, where=where)
-                blanked = True
-            elif self.config.burned_in is BurnedInPolicy.REFUSE:
-                refused = True
+        boxes: list[dict] = []
+        policy = self.config.burned_in
+        if policy is BurnedInPolicy.DETECT and has_pixels(ds):
+            # Header claims are not evidence: every image is read by OCR under this policy.
+            boxes = detect_and_blank(ds, self.config, where=where)
+            blanked = True
+        elif reasons and policy is BurnedInPolicy.BLANK:
+            blank_rectangles(ds, self.config.blank_rectangles, where=where)
+            blanked = True
+        elif reasons and policy is BurnedInPolicy.REFUSE:
+            refused = True
         self._mark(ds, blanked)
         self._file_meta(ds)
-        return Outcome(audit=audit, link=link, burned_in=reasons, blanked=blanked, refused=refused)
+        return Outcome(audit, link, reasons, blanked, refused, path_idents, boxes)
 
     def _mark(self, ds: Dataset, blanked: bool) -> None:
         """Conformance markers of PS3.15 E.1.1 and the method codes of CID 7050."""
@@ -156,7 +168,8 @@ class Deidentifier:
         methods = self.config.method_description()
         codes = [BASIC_PROFILE_CODE] + [o.code for o in sorted(options)]
         if blanked:
-            methods.append("Clean Pixel Data Option: user-given rectangles blanked")
+            how = "OCR-detected text" if self.config.burned_in is BurnedInPolicy.DETECT else "user-given rectangles"
+            methods.append(f"Clean Pixel Data Option: {how} blanked")
             codes.append(CLEAN_PIXEL_DATA_CODE)
         ds.DeidentificationMethod = methods
         items = []

@@ -24,6 +24,7 @@ from pydicom.dataset import Dataset
 
 from radcnn.errors import DeidentificationError
 from radcnn.privacy.config import Rectangle
+from radcnn.privacy.reading import DamagedDicomError
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +41,13 @@ RADIOGRAPHY_MODALITIES = frozenset({"CR", "DX", "MG", "IO", "PX", "RF", "XA"})
 SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 
 
+def has_pixels(ds: Dataset) -> bool:
+    return "PixelData" in ds or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds
+
+
 def burned_in_reasons(ds: Dataset, flag_manufacturers: Iterable[str] = ()) -> list[str]:
     """Why this image may carry identifying text in its pixels (empty when no rule fires or no pixels)."""
-    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+    if not has_pixels(ds):
         return []
     reasons = []
     burned = str(ds.get("BurnedInAnnotation", "") or "").strip().upper()
@@ -75,36 +80,45 @@ def _dark_value(ds: Dataset, arr: np.ndarray) -> int:
     return 0
 
 
-def blank_rectangles(ds: Dataset, rectangles: Iterable[Rectangle], *, where: str = "dataset") -> int:
-    """Blank the rectangles on every frame in place; returns the number of pixels blanked per frame.
-
-    Compressed images are decoded and stored again as Explicit VR Little Endian (lossless, larger files); colour
-    images in YBR colour spaces come back as RGB, which pydicom decodes them to."""
-    rectangles = list(rectangles)
-    if not rectangles:
-        raise DeidentificationError(f"{where}: no rectangles to blank")
+def decode_pixels(ds: Dataset, *, where: str) -> np.ndarray:
+    """The stored pixel values (frames, rows, cols[, samples]) of an integer image, decoded from any syntax."""
     if ds.file_meta.get("TransferSyntaxUID") == "1.2.840.10008.1.2.2":
         raise DeidentificationError(f"{where}: cannot blank pixels of an explicit big-endian file")
     try:
         arr = ds.pixel_array.copy()
     except Exception as exc:  # pydicom raises many types for undecodable pixel data
-        raise DeidentificationError(f"{where}: pixel data cannot be decoded for blanking: {exc}") from exc
+        raise DamagedDicomError(f"{where}: pixel data cannot be decoded: {type(exc).__name__}: {exc}") from exc
     if arr.dtype.kind not in "iu":
         raise DeidentificationError(f"{where}: only integer pixel data can be blanked (got {arr.dtype})")
-    rows, cols = int(ds.Rows), int(ds.Columns)
-    samples = int(ds.get("SamplesPerPixel", 1))
-    frames = arr if int(ds.get("NumberOfFrames", 1) or 1) > 1 else arr[np.newaxis]
-    dark = _dark_value(ds, arr)
-    blanked = np.zeros((rows, cols), dtype=bool)
-    for rect in rectangles:
-        if rect.x0 >= cols or rect.y0 >= rows:
-            raise DeidentificationError(f"{where}: rectangle {rect.as_text()} lies outside the {cols}x{rows} image")
-        blanked[rect.y0 : min(rect.y1, rows), rect.x0 : min(rect.x1, cols)] = True
-    frames[:, blanked] = dark
+    return arr if int(ds.get("NumberOfFrames", 1) or 1) > 1 else arr[np.newaxis]
+
+
+def store_blanked(ds: Dataset, frames: np.ndarray, mask: np.ndarray, *, where: str) -> int:
+    """Set `mask` (rows x cols) to the darkest display value on every frame and store the pixels in `ds`.
+
+    Compressed images are stored again as Explicit VR Little Endian (lossless, larger files); colour images in YBR
+    colour spaces come back as RGB, which pydicom decodes them to. Sets BurnedInAnnotation=NO."""
+    frames[:, mask] = _dark_value(ds, frames)
+    arr = frames if int(ds.get("NumberOfFrames", 1) or 1) > 1 else frames[0]
     photometric = str(ds.PhotometricInterpretation)
-    if samples == 3:
+    if int(ds.get("SamplesPerPixel", 1)) == 3:
         photometric = "RGB"  # pydicom's decoder converts YBR to RGB
     ds.set_pixel_data(arr, photometric, int(ds.BitsStored), generate_instance_uid=False)
     ds.BurnedInAnnotation = "NO"
-    logger.debug("%s: blanked %d pixels per frame", where, int(blanked.sum()))
-    return int(blanked.sum())
+    logger.debug("%s: blanked %d pixels per frame", where, int(mask.sum()))
+    return int(mask.sum())
+
+
+def blank_rectangles(ds: Dataset, rectangles: Iterable[Rectangle], *, where: str = "dataset") -> int:
+    """Blank the rectangles on every frame in place; returns the number of pixels blanked per frame."""
+    rectangles = list(rectangles)
+    if not rectangles:
+        raise DeidentificationError(f"{where}: no rectangles to blank")
+    frames = decode_pixels(ds, where=where)
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    mask = np.zeros((rows, cols), dtype=bool)
+    for rect in rectangles:
+        if rect.x0 >= cols or rect.y0 >= rows:
+            raise DeidentificationError(f"{where}: rectangle {rect.as_text()} lies outside the {cols}x{rows} image")
+        mask[rect.y0 : min(rect.y1, rows), rect.x0 : min(rect.x1, cols)] = True
+    return store_blanked(ds, frames, mask, where=where)

@@ -8,7 +8,13 @@ Per file, at every sequence depth, it reports
 * private attributes (other than those declared safe);
 * a missing PatientIdentityRemoved = YES, and BurnedInAnnotation = YES without the Clean Pixel Data code;
 * every occurrence of a known identifier (names, MRNs ... given by the user) in any value, and anywhere in
-  the raw file bytes (which also covers pixel-adjacent and binary attributes).
+  the raw file bytes (which also covers pixel-adjacent and binary attributes);
+* and, for every file in the folder whatever it is (the audit log, a DICOMDIR, Thumbs.db, notes): a known
+  identifier in any file or folder name on its path below the checked folder, and in its bytes (as UTF-8,
+  and as UTF-16 little-endian, which Windows files use); a file that is not DICOM is reported as such only
+  when it cannot be the audit log.
+
+An empty folder is an error, not a clean result.
 
 A clean report is evidence, not proof: a profile cannot guarantee that no identifying information remains
 (PS3.15 says so itself), in particular text in pixels and free text in attributes the profile keeps.
@@ -27,8 +33,8 @@ from pydicom.multival import MultiValue
 
 from radcnn.errors import ConfigError, DeidentificationError
 from radcnn.privacy.actions import DUMMY_VALUES
+from radcnn.privacy.audit import AUDIT_LOG_NAME
 from radcnn.privacy.config import SafePrivate
-from radcnn.privacy.deidentify import AUDIT_LOG_NAME, read_dicom
 from radcnn.privacy.profile import (
     CLEAN_PIXEL_DATA_CODE,
     Action,
@@ -38,6 +44,7 @@ from radcnn.privacy.profile import (
     option_for_code,
     parse_options,
 )
+from radcnn.privacy.reading import read_dicom
 from radcnn.privacy.uids import UID_ROOT
 
 
@@ -152,12 +159,37 @@ class _Checker:
             out.append(("MediaStorageSOPInstanceUID", "differs from SOPInstanceUID"))
 
 
+def _byte_findings(data: bytes, checker: _Checker, skip: set[int]) -> list[tuple[str, str]]:
+    data = data.lower()
+    found = []
+    for i, ident in enumerate(checker.lowered):
+        if i in skip:
+            continue
+        if ident.encode("utf-8") in data or ident.encode("utf-16-le") in data:
+            found.append(("file bytes", f"known identifier #{i + 1} ({checker.identifiers[i]!r}) in the raw bytes"))
+    return found
+
+
+def _name_findings(rel: str, checker: _Checker) -> list[tuple[str, str]]:
+    low = rel.lower()
+    return [
+        ("file name", f"known identifier #{i + 1} ({checker.identifiers[i]!r}) in the path")
+        for i, ident in enumerate(checker.lowered)
+        if ident in low
+    ]
+
+
 def check_file(path: Path, checker: _Checker, rel: str) -> list[Finding]:
+    found = _name_findings(rel, checker)
+    if path.name == AUDIT_LOG_NAME or path.name.endswith("." + AUDIT_LOG_NAME):
+        found += _byte_findings(path.read_bytes(), checker, set())
+        return [Finding(rel, location, problem) for location, problem in found]
     try:
         ds = read_dicom(path)
     except DeidentificationError as exc:
-        return [Finding(rel, "file", f"cannot be verified: {exc}")]
-    found: list[tuple[str, str]] = []
+        found.append(("file", f"not a de-identified DICOM file: {exc}"))
+        found += _byte_findings(path.read_bytes(), checker, set())
+        return [Finding(rel, location, problem) for location, problem in found]
     checker.seen = set()
     checker.options = checker.fixed_options if checker.fixed_options is not None else declared_options(ds)
     checker.top_level(ds, found)
@@ -168,10 +200,7 @@ def check_file(path: Path, checker: _Checker, rel: str) -> list[Finding]:
         # A malformed element must not hide the rest of the report.
         found.append(("file", f"could not be fully parsed ({type(exc).__name__}: {exc})"))
     # The raw bytes catch what value decoding may hide (binary VRs, other character sets, trailing data).
-    data = path.read_bytes().lower()
-    for i, ident in enumerate(checker.lowered):
-        if i not in checker.seen and ident.encode("utf-8") in data:
-            found.append(("file bytes", f"known identifier #{i + 1} ({checker.identifiers[i]!r}) in the raw bytes"))
+    found += _byte_findings(path.read_bytes(), checker, checker.seen)
     return [Finding(rel, location, problem) for location, problem in found]
 
 
@@ -182,7 +211,7 @@ def check_tree(
     options: Iterable[str | Option] | None = None,
     safe_private: Iterable[SafePrivate] = (),
 ) -> CheckReport:
-    """Check every file under `root` (a folder or one file); the de-identification audit log is skipped.
+    """Check every file under `root` (a folder or one file): DICOM attributes, names and bytes of every file.
 
     `options=None` checks each file against the profile options it declares in its method code sequence;
     otherwise every file is checked against exactly `options`. Private attributes listed in `safe_private`
@@ -197,13 +226,17 @@ def check_tree(
     fixed = None if options is None else parse_options(options)
     checker = _Checker(fixed, safe_private, idents)
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    if not files:
+        raise DeidentificationError(f"{root}: nothing to check (the folder holds no files)")
     report = CheckReport(root)
     for path in files:
-        if path.name == AUDIT_LOG_NAME:
-            continue
-        rel = path.name if path == root else str(path.relative_to(root))
+        rel = path.name if path == root else path.relative_to(root).as_posix()
         report.findings.extend(check_file(path, checker, rel))
         report.files_checked += 1
+    if root.is_dir():  # empty folders have names too
+        for folder in sorted(p for p in root.rglob("*") if p.is_dir() and not any(p.iterdir())):
+            rel = folder.relative_to(root).as_posix()
+            report.findings.extend(Finding(rel, loc, problem) for loc, problem in _name_findings(rel, checker))
     return report
 
 
