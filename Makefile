@@ -12,8 +12,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint format install clean bench system-packages
 
-# Programs the tests drive for real (a PACS, a browser), from Debian packages: binary=package pairs.
-SYSTEM_BINARIES := /usr/sbin/Orthanc=orthanc /usr/bin/chromium=chromium
+# Programs the tests drive for real (a PACS, a browser, OCR), from Debian packages: file=package pairs (the
+# English OCR data is a data file, hence `test -e`).
+SYSTEM_BINARIES := /usr/sbin/Orthanc=orthanc /usr/bin/chromium=chromium /usr/bin/tesseract=tesseract-ocr \
+	/usr/share/tesseract-ocr/5/tessdata/eng.traineddata=tesseract-ocr-eng
 APT_GET ?= apt-get
 
 $(STAMP): pyproject.toml Makefile
@@ -35,7 +37,7 @@ lint: $(STAMP)
 # Installs the Debian packages whose binaries are missing (CI runs as root on Debian); a no-op when all are there.
 system-packages:
 	@missing=""; for pair in $(SYSTEM_BINARIES); do \
-		test -x "$${pair%%=*}" || missing="$$missing $${pair#*=}"; \
+		test -e "$${pair%%=*}" || missing="$$missing $${pair#*=}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \

@@ -238,5 +238,48 @@ def check(
     )
 
 
+@deid_app.command("benchmark")
+def benchmark(
+    root: Path = typer.Argument(..., help="New folder: ROOT/input (a planted PACS export) and ROOT/answer_key.json."),
+    patients: int = typer.Option(3, min=1, help="Phantom patients (1-4 studies each)."),
+    size: int = typer.Option(1024, min=256, help="Image side in pixels."),
+    seed: int = typer.Option(0, help="Random seed."),
+    text: bool = typer.Option(True, help="Burn identifying text into the pixels."),
+) -> None:
+    """Write a planted de-identification benchmark with its answer key (for `radcnn deid score`)."""
+    from radcnn.privacy.benchmark import make_benchmark
+
+    key = make_benchmark(root, patients=patients, size=size, seed=seed, text=text)
+    console.print(f"benchmark input {root / 'input'}, answer key {key}")
+
+
+@deid_app.command("score")
+def score(
+    output: Path = typer.Argument(..., help="The de-identified folder."),
+    answer_key: Path = typer.Option(..., "--answer-key", help="answer_key.json from `radcnn deid benchmark`."),
+    report_path: Path = typer.Option(None, "--report", help="Also write the full score (per file) as JSON."),
+) -> None:
+    """Percentage of the answer key's required actions done correctly, per action type (MIDI-B style)."""
+    from radcnn.privacy.score import score_output
+
+    report = score_output(output, answer_key)
+    data = report.as_dict()
+    table = Table(title=f"de-identification score: {data['percent']:.2f}% of {data['required']} actions")
+    for column in ("action", "correct", "required", "percent"):
+        table.add_column(column, justify="left" if column == "action" else "right")
+    for name, row in data["per_action"].items():
+        table.add_row(name, str(row["correct"]), str(row["required"]), f"{row['percent']:.2f}")
+    console.print(table)
+    worst = sorted(data["per_file"].items(), key=lambda kv: kv[1]["percent"])[:5]
+    if worst and worst[0][1]["percent"] < 100:
+        console.print("lowest files: " + ", ".join(f"{k} {v['percent']:.1f}%" for k, v in worst if v["percent"] < 100))
+    for failure in data["failures"][:_MAX_ROWS]:
+        console.print(f"  {failure['file']}: {failure['action']} {failure['what']}: {failure['why']}")
+    if report_path is not None:
+        from radcnn.io import write_json_atomic
+
+        write_json_atomic(report_path, data)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(deid_app, name="deid")

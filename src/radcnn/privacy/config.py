@@ -107,7 +107,7 @@ class DeidConfig:
     layout: Layout = Layout.UID
     workers: int = 1
     keep_markers: tuple[str, ...] = ()  # burned-in words kept by --burned-in detect (laterality: "L", "R")
-    ocr_min_confidence: float = 30.0  # Tesseract word confidence (0-100) from which a box counts as text
+    ocr_min_confidence: float = 40.0  # Tesseract word confidence (0-100) from which a box counts as text
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", parse_options(self.options))

@@ -38,6 +38,11 @@ logger = logging.getLogger(__name__)
 INSTALL_HINT = "sudo apt-get install tesseract-ocr tesseract-ocr-eng && pip install 'radcnn[privacy]'"
 _BASE_SIDE = 1024
 _PAD = 0.35
+_EXTREME = 0.02  # fraction of the value range counted as 'at the extreme'
+_MAX_GLYPH = 0.06  # a character is at most this fraction of the image height tall
+_MIN_INK = 4  # pixels: smaller components are noise
+_SINGLE_CHAR_CONFIDENCE = 80.0
+_GAP = 0.8  # a line continues over gaps up to this many line heights
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,41 @@ def display_image(frame: np.ndarray, monochrome1: bool) -> np.ndarray:
     return 255 - out if monochrome1 else out
 
 
+def extreme_layers(frame: np.ndarray) -> list[np.ndarray]:
+    """Black-on-white 8-bit images of the pixels at the top and at the bottom of the frame's value range.
+
+    Burned-in annotations are drawn at an extreme value (white labels at the maximum, dark print on a white
+    label box at the minimum), anatomy and noise rarely are: these layers give Tesseract clean print on
+    paper, in both polarities, whatever the photometric interpretation."""
+    values = frame.mean(axis=2) if frame.ndim == 3 else frame
+    lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        return []
+    tol = _EXTREME * (hi - lo)
+    return [_print_layer(values >= hi - tol), _print_layer(values <= lo + tol)]
+
+
+def _print_layer(ink: np.ndarray) -> np.ndarray:
+    """Keep only glyph-sized connected components of `ink`: no speckle (noise), no large areas (air, body).
+
+    A white label in a black corner then reads as black print on white paper, which is what Tesseract segments
+    reliably; the component filter is scipy's labelling, sizes relative to the image."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(ink)
+    if count == 0:
+        return np.full(ink.shape, 255, np.uint8)
+    max_h, max_w = _MAX_GLYPH * ink.shape[0], 4 * _MAX_GLYPH * ink.shape[1]
+    sizes = np.bincount(labels.ravel())
+    keep = np.zeros(count + 1, dtype=bool)
+    for index, region in enumerate(ndimage.find_objects(labels), start=1):
+        if region is None or sizes[index] < _MIN_INK:
+            continue
+        height, width = region[0].stop - region[0].start, region[1].stop - region[1].start
+        keep[index] = height <= max_h and width <= max_w
+    return np.where(keep[labels], 0, 255).astype(np.uint8)
+
+
 def _resize(image: np.ndarray, scale: float) -> np.ndarray:
     from PIL import Image
 
@@ -94,45 +134,70 @@ def _resize(image: np.ndarray, scale: float) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX if scale < 1 else Image.BILINEAR))
 
 
-def _ocr_words(image: np.ndarray) -> list[tuple[str, float, int, int, int, int]]:
+def _ocr_lines(
+    image: np.ndarray, min_confidence: float, keep: tuple[str, ...]
+) -> list[tuple[float, int, int, int, int]]:
+    """(confidence, x0, y0, x1, y1) per text line Tesseract reads: the union of its words that look like text."""
     import pytesseract
 
     data = pytesseract.image_to_data(image, lang="eng", config="--psm 11 --oem 1", output_type=pytesseract.Output.DICT)
-    words = []
-    for text, conf, x, y, w, h in zip(
-        data["text"], data["conf"], data["left"], data["top"], data["width"], data["height"], strict=True
-    ):
-        text = str(text).strip()
-        if text and any(c.isalnum() for c in text):
-            words.append((text, float(conf), int(x), int(y), int(w), int(h)))
-    return words
+    lines: dict[tuple[int, int, int], list] = {}
+    for i, text in enumerate(data["text"]):
+        text, conf = str(text).strip(), float(data["conf"][i])
+        alnum = sum(c.isalnum() for c in text)
+        # One-character "words" at modest confidence are what noise and anatomy edges read as.
+        if alnum == 0 or conf < min_confidence or (alnum == 1 and conf < _SINGLE_CHAR_CONFIDENCE):
+            continue
+        if keep and text.upper().strip(".:") in keep:
+            continue
+        x, y, w, h = (int(data[k][i]) for k in ("left", "top", "width", "height"))
+        key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
+        box = lines.setdefault(key, [conf, x, y, x + w, y + h])
+        box[0] = max(box[0], conf)
+        box[1], box[2], box[3], box[4] = min(box[1], x), min(box[2], y), max(box[3], x + w), max(box[4], y + h)
+    return [tuple(v) for v in lines.values()]
 
 
-def scales_for(shape: tuple[int, int]) -> list[float]:
-    base = min(1.0, _BASE_SIDE / max(shape))
-    return [base] if base >= 1.0 else [base, min(1.0, 2 * base)]
+def scale_for(shape: tuple[int, ...]) -> float:
+    return min(1.0, _BASE_SIDE / max(shape[:2]))
 
 
 def find_text_boxes(
-    display: np.ndarray, *, min_confidence: float = 30.0, keep_markers: tuple[str, ...] = ()
+    frame: np.ndarray, *, min_confidence: float = 30.0, keep_markers: tuple[str, ...] = ()
 ) -> list[TextBox]:
-    """Text boxes Tesseract finds in an 8-bit display image (see the module docstring), in its pixel coordinates."""
-    rows, cols = display.shape
+    """Text boxes Tesseract finds in one frame of stored values (see the module docstring), in its coordinates."""
+    rows, cols = frame.shape[:2]
+    scale = scale_for(frame.shape)
     boxes: list[TextBox] = []
-    for scale in scales_for(display.shape):
-        small = _resize(display, scale)
-        for image in (small, 255 - small):
-            for text, conf, x, y, w, h in _ocr_words(image):
-                if conf < min_confidence:
-                    continue
-                if keep_markers and text.upper().strip(".:") in keep_markers:
-                    continue
-                pad = _PAD * h
-                x0, y0 = max(0, int((x - pad) / scale)), max(0, int((y - pad) / scale))
-                x1, y1 = min(cols, int(np.ceil((x + w + pad) / scale))), min(rows, int(np.ceil((y + h + pad) / scale)))
-                if x1 > x0 and y1 > y0:
-                    boxes.append(TextBox(x0, y0, x1, y1, conf))
+    for layer in extreme_layers(frame):
+        small = _resize(layer, scale)
+        ink = layer == 0
+        for conf, x0, y0, x1, y1 in _ocr_lines(small, min_confidence, keep_markers):
+            pad = _PAD * (y1 - y0)
+            bx0, by0 = max(0, int((x0 - pad) / scale)), max(0, int((y0 - pad) / scale))
+            bx1, by1 = min(cols, int(np.ceil((x1 + pad) / scale))), min(rows, int(np.ceil((y1 + pad) / scale)))
+            if bx1 > bx0 and by1 > by0:
+                bx0, bx1 = _grow_line(ink, bx0, by0, bx1, by1)
+                boxes.append(TextBox(bx0, by0, bx1, by1, conf))
     return boxes
+
+
+def _grow_line(ink: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> tuple[int, int]:
+    """Extend a line box left and right over the glyph-sized ink that continues it (words Tesseract read with
+    too little confidence, or not at all, on the same line), never beyond half the image width."""
+    band = ink[y0:y1].any(axis=0)
+    gap, limit = max(2, int(_GAP * (y1 - y0))), ink.shape[1] // 2
+    while x1 < band.size and x1 - x0 < limit:
+        ahead = np.flatnonzero(band[x1 : x1 + gap])
+        if ahead.size == 0:
+            break
+        x1 += int(ahead[-1]) + 1
+    while x0 > 0 and x1 - x0 < limit:
+        behind = np.flatnonzero(band[max(0, x0 - gap) : x0])
+        if behind.size == 0:
+            break
+        x0 = max(0, x0 - gap) + int(behind[0])
+    return x0, x1
 
 
 def detect_and_blank(ds: Dataset, config: DeidConfig, *, where: str) -> list[dict]:
@@ -144,7 +209,7 @@ def detect_and_blank(ds: Dataset, config: DeidConfig, *, where: str) -> list[dic
     boxes: list[TextBox] = []
     for frame in frames:
         found = find_text_boxes(
-            display_image(frame, monochrome1),
+            frame,
             min_confidence=config.ocr_min_confidence,
             keep_markers=config.keep_markers,
         )
