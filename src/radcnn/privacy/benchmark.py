@@ -165,10 +165,8 @@ def _plant_header(ds: Dataset, patient, study: int, instance: int) -> None:
 def _record(ds: Dataset) -> list[dict]:
     actions = []
     for attribute, action in EXPECTED.items():
-        if attribute.startswith("("):
-            original = str(ds[PRIVATE_GROUP, 0x1010].value)
-        else:
-            original = str(ds.get(attribute, "") or "")
+        private = attribute.startswith("(")
+        original = str(ds[PRIVATE_GROUP, 0x1010].value) if private else str(ds.get(attribute, "") or "")
         actions.append({"action": action, "attribute": attribute, "original": original})
     return actions
 
