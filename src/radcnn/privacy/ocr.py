@@ -40,10 +40,11 @@ logger = logging.getLogger(__name__)
 INSTALL_HINT = "sudo apt-get install tesseract-ocr tesseract-ocr-eng && pip install 'radcnn[privacy]'"
 _BASE_SIDE = 1024
 _PAD = 0.35
-_EXTREME = 0.02  # fraction of the value range counted as 'at the extreme'
+_EXTREME = 0.005  # fraction of the value range counted as 'at the extreme'
 _MAX_GLYPH = 0.06  # a character is at most this fraction of the image height tall
 _MIN_INK = 4  # pixels: smaller components are noise
 _SINGLE_CHAR_CONFIDENCE = 80.0
+_MIN_GLYPHS = 4
 _GAP = 0.8  # a line continues over gaps up to this many line heights
 
 
@@ -135,8 +136,10 @@ def _ocr_lines(
     for i, text in enumerate(data["text"]):
         text, conf = str(text).strip(), float(data["conf"][i])
         alnum = sum(c.isalnum() for c in text)
-        # One-character "words" at modest confidence are what noise and anatomy edges read as.
-        if alnum == 0 or conf < min_confidence or (alnum == 1 and conf < _SINGLE_CHAR_CONFIDENCE):
+        # One-character "words" at modest confidence are what noise and anatomy edges read as. Words below the
+        # confidence threshold are kept with their confidence: `find_text_boxes` accepts them only where the
+        # ink has the shape of a printed line.
+        if alnum == 0 or conf < 0 or (alnum == 1 and conf < _SINGLE_CHAR_CONFIDENCE):
             continue
         if keep and text.upper().strip(".:") in keep:
             continue
@@ -167,10 +170,32 @@ def find_text_boxes(
             pad = _PAD * (y1 - y0)
             bx0, by0 = max(0, int((x0 - pad) / scale)), max(0, int((y0 - pad) / scale))
             bx1, by1 = min(cols, int(np.ceil((x1 + pad) / scale))), min(rows, int(np.ceil((y1 + pad) / scale)))
-            if bx1 > bx0 and by1 > by0:
-                bx0, bx1 = _grow_line(ink, bx0, by0, bx1, by1)
-                boxes.append(TextBox(bx0, by0, bx1, by1, conf))
+            if bx1 <= bx0 or by1 <= by0:
+                continue
+            if conf < min_confidence and not _looks_like_print(ink[by0:by1, bx0:bx1]):
+                continue
+            bx0, bx1 = _grow_line(ink, bx0, by0, bx1, by1)
+            boxes.append(TextBox(bx0, by0, bx1, by1, conf))
     return boxes
+
+
+def _looks_like_print(ink: np.ndarray) -> bool:
+    """At least `_MIN_GLYPHS` ink components of about the same height side by side on one baseline: a printed
+    line, which noise and anatomy in the print layers rarely form."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(ink)
+    if count < _MIN_GLYPHS:
+        return False
+    regions = [r for r in ndimage.find_objects(labels) if r is not None]
+    heights = np.array([r[0].stop - r[0].start for r in regions], float)
+    bottoms = np.array([r[0].stop for r in regions], float)
+    tall = heights >= 0.5 * np.percentile(heights, 90)  # letters and digits, not dots and commas
+    if tall.sum() < _MIN_GLYPHS:
+        return False
+    h, b = np.median(heights[tall]), np.median(bottoms[tall])
+    aligned = tall & (np.abs(heights - h) <= 0.35 * h) & (np.abs(bottoms - b) <= 0.3 * h)
+    return int(aligned.sum()) >= _MIN_GLYPHS
 
 
 def _grow_line(ink: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> tuple[int, int]:
