@@ -58,6 +58,9 @@ def read_dicom(path: Path) -> Dataset:
     sop_class = ds.file_meta.get("MediaStorageSOPClassUID", "") if hasattr(ds, "file_meta") else ""
     if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
         raise DeidentificationError(f"{path}: DICOMDIR files are not de-identified; rebuild the DICOMDIR afterwards")
+    meta_class = ds.file_meta.get("MediaStorageSOPClassUID") if hasattr(ds, "file_meta") else None
+    if meta_class and "SOPClassUID" not in ds and "SOPInstanceUID" not in ds:
+        raise DamagedDicomError(f"{path}: truncated: the file meta names an object but the data set is missing")
     check_integrity(ds, where=str(path))
     return ds
 
