@@ -5,6 +5,7 @@
     root/input/<PatientID>/<StudyDate>_<AccessionNumber>/IM0001.dcm   a PACS-style export (names identify!)
     root/input/<PatientID>/<PatientID>_notes.txt, root/input/Thumbs.db  PACS junk holding identifiers
     root/answer_key.json                                               required actions per input file
+    root/lung_masks/IM0001.png                                         the phantom's lung fields (1-bit)
 
 Every image is a phantom chest radiograph (`radcnn.phantom`) whose header carries planted identifiers in ~30
 attributes (one private block too) and whose pixels carry burned-in text lines - name, PatientID, birth date,
@@ -26,10 +27,12 @@ independent check; the tests compare it with the reference table. Action types (
     region_blanked   a planted text box filled uniformly (>= 97 % of its pixels one value)
 
 Output files are matched to input files by InstanceNumber, a retained attribute made unique in the benchmark.
+`lung_area_blanked` measures how much of the lung fields a run's blanked boxes (from its audit log) cover.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,6 +178,8 @@ def make_benchmark(
     root: str | Path, *, patients: int = 3, size: int = 1024, seed: int = 0, text: bool = True, junk: bool = True
 ) -> Path:
     """Write the benchmark under `root` (a new or empty folder); returns the answer key's path."""
+    from PIL import Image
+
     from radcnn.phantom.generator import render_study, sample_patient
     from radcnn.phantom.writers import build_dataset
 
@@ -211,13 +216,21 @@ def make_benchmark(
             path = root / "input" / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             ds.save_as(path, enforce_file_format=True)
+            mask_path = root / "lung_masks" / f"IM{instance:04d}.png"
+            mask_path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image.lung_mask).save(mask_path)
             actions = _record(ds)
             lung = np.argwhere(image.lung_mask)
             (y0, x0), (y1, x1) = lung.min(axis=0), lung.max(axis=0) + 1
             actions.append({"action": "pixels_retained", "region": [int(x0), int(y0), int(x1), int(y1)]})
             for t in texts:
                 actions.append({"action": "region_blanked", "box": list(t.box), "polarity": t.polarity})
-            files[rel] = {"match": {"InstanceNumber": instance}, "patient": patient.patient_id, "actions": actions}
+            files[rel] = {
+                "match": {"InstanceNumber": instance},
+                "patient": patient.patient_id,
+                "lung_mask": mask_path.relative_to(root).as_posix(),
+                "actions": actions,
+            }
             planted_values |= {a["original"] for a in actions if a.get("action") != "retained" and a.get("original")}
         if junk:
             notes = root / "input" / patient.patient_id / f"{patient.patient_id}_notes.txt"
@@ -232,3 +245,20 @@ def make_benchmark(
         "planted": sorted(v for v in planted_values if len(v) >= 4),
     }
     return write_json_atomic(root / ANSWER_KEY_NAME, key)
+
+
+def lung_area_blanked(answer_key: str | Path, boxes_by_instance: dict[int, list[dict]]) -> float:
+    """Fraction of all lung-field pixels of the benchmark inside blanked boxes ({InstanceNumber: audit boxes})."""
+    from PIL import Image
+
+    key_path = Path(answer_key)
+    key = json.loads(key_path.read_text(encoding="utf-8"))
+    total = blanked = 0
+    for entry in key["files"].values():
+        lung = np.asarray(Image.open(key_path.parent / entry["lung_mask"])).astype(bool)
+        covered = np.zeros_like(lung)
+        for b in boxes_by_instance.get(int(entry["match"]["InstanceNumber"]), []):
+            covered[b["y0"] : b["y1"], b["x0"] : b["x1"]] = True
+        total += int(lung.sum())
+        blanked += int((lung & covered).sum())
+    return blanked / total if total else 0.0
