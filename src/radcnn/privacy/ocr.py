@@ -8,7 +8,8 @@ reads as black print on white paper, in both polarities and whatever the photome
 is downscaled so its longer side is at most 1024 pixels (text on a 2k radiograph is 25-60 pixels tall and reads
 well at half size; OCR time grows with the pixel count) and read by Tesseract's sparse-text mode (``--psm 11``).
 
-Words with a confidence of at least ``ocr_min_confidence`` (one-character words: 80) form line boxes; a line
+Words with a confidence of at least ``ocr_min_confidence`` (one-character words and lines of fewer than four
+characters: 80) form line boxes; a line
 box is mapped back to stored pixels, padded by a third of its height, and extended along its line over the
 glyph ink that continues it (words Tesseract read with too little confidence). Words listed in ``keep_markers``
 (laterality markers such as ``L`` or ``R``) are kept. The union of the boxes is blanked on every frame with the
@@ -45,6 +46,7 @@ _MAX_GLYPH = 0.06  # a character is at most this fraction of the image height ta
 _MIN_INK = 4  # pixels: smaller components are noise
 _SINGLE_CHAR_CONFIDENCE = 80.0
 _MIN_GLYPHS = 4
+_SHORT_LINE = 4  # characters
 _GAP = 0.8  # a line continues over gaps up to this many line heights
 
 
@@ -145,10 +147,12 @@ def _ocr_lines(
             continue
         x, y, w, h = (int(data[k][i]) for k in ("left", "top", "width", "height"))
         key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
-        box = lines.setdefault(key, [conf, x, y, x + w, y + h])
+        box = lines.setdefault(key, [conf, x, y, x + w, y + h, 0])
         box[0] = max(box[0], conf)
         box[1], box[2], box[3], box[4] = min(box[1], x), min(box[2], y), max(box[3], x + w), max(box[4], y + h)
-    return [tuple(v) for v in lines.values()]
+        box[5] += alnum
+    # A line of fewer than four characters (noise read as "ee", "Se") needs the confidence of a clear print.
+    return [tuple(v[:5]) for v in lines.values() if v[5] >= _SHORT_LINE or v[0] >= _SINGLE_CHAR_CONFIDENCE]
 
 
 def scale_for(shape: tuple[int, ...]) -> float:
