@@ -127,3 +127,32 @@ def test_output_inside_input_is_refused(tmp_path):
     with pytest.raises(DeidentificationError, match="inside the input"):
         deidentify_tree(src, src / "PX000001" / "anon", KEY)
     assert not (src / "PX000001" / "anon").exists()
+
+
+@pytest.mark.parametrize("layout", ["uid", "mirror"])
+def test_planted_tree_with_pacs_names_leaks_nothing_in_any_byte_or_path(tmp_path, layout):
+    """Every Table E.1-1 attribute planted (nested, private, overlays), in folders named after the PatientID and
+    the study date, plus PACS junk: nothing planted in any output byte or path, the audit log included."""
+    from dicom_builders import PLANT_ROOT, planted_dataset
+
+    src = tmp_path / "export"
+    tokens: set[str] = set()
+    for i in range(3):
+        ds, planter, _ = planted_dataset()
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"{PLANT_ROOT}999{i}"
+        ds.PatientID = f"PX{i:06d}"
+        tokens.add(ds.PatientID)
+        folders = (str(ds.PatientID), f"{ds.StudyDate}_{ds.AccessionNumber}")
+        write(ds, src / folders[0] / folders[1] / f"IM{i}.dcm")
+        tokens |= set(planter.tokens) | {str(ds.StudyDate), str(ds.PatientBirthDate)}
+    (src / "DICOMDIR.txt").write_text(" ".join(sorted(tokens)[:50]))
+    config = DeidConfig(layout=layout, on_error="skip", burned_in="allow")
+    summary = deidentify_tree(src, tmp_path / "out", KEY, config)
+    assert summary.count("ok") == 3 and summary.count("skipped") == 1
+    lowered = [t.lower() for t in tokens] + [PLANT_ROOT.lower()]
+    for path in (p for p in (tmp_path / "out").rglob("*")):
+        rel = path.relative_to(tmp_path / "out").as_posix().lower()
+        assert not [t for t in lowered if t in rel], rel
+        if path.is_file():
+            data = path.read_bytes().lower()
+            assert not [t for t in lowered if t.encode() in data], rel
