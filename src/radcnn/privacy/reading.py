@@ -37,6 +37,17 @@ def has_dicm_prefix(path: Path) -> bool:
         return False
 
 
+def _looks_headerless(path: Path) -> bool:
+    """A DICOM data set without preamble starts with a group 0002, 0008 (or 0010 ...) tag: a cheap test that
+    spares notes and thumbnails a forced parse (and pydicom's warnings about them)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return False
+    return len(head) == 4 and struct.unpack("<H", head[:2])[0] in (0x0002, 0x0008, 0x0010)
+
+
 def read_dicom(path: Path) -> Dataset:
     """Read a DICOM file (with or without the 128-byte preamble) and check it is complete.
 
@@ -44,6 +55,10 @@ def read_dicom(path: Path) -> Dataset:
     try:
         ds = pydicom.dcmread(path)
     except InvalidDicomError:
+        if not _looks_headerless(path):
+            raise DeidentificationError(
+                f"{path}: not a DICOM file (no DICM prefix, no data set at the start)"
+            ) from None
         try:
             ds = pydicom.dcmread(path, force=True)
             has_class = "SOPClassUID" in ds
