@@ -249,7 +249,8 @@ def _check_unique_outputs(results: list[FileResult]) -> None:
         if r.status == "ok" and r.output is not None:
             if r.output in seen:
                 raise DeidentificationError(
-                    f"{r.source} and {seen[r.output]} map to the same output {r.output} (duplicate SOP instance?)"
+                    f"{r.source} and {seen[r.output]} map to the same output {r.output}: the same SOPInstanceUID "
+                    "twice; keep one of them, or use --layout mirror"
                 )
             seen[r.output] = r.source
 
