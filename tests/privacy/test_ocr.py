@@ -23,8 +23,8 @@ NAME_BOX = (190, 530, 490, 580)  # x0, y0, x1, y1 around the planted name line
 MARKER_BOX = (440, 30, 520, 90)
 
 
-def _font(height: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(Path(get_data_path()) / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"), height)
+def _font(height: int, name: str = "DejaVuSans-Bold.ttf") -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(Path(get_data_path()) / "fonts" / "ttf" / name), height)
 
 
 def labelled_image(marker: str = "LT"):
@@ -115,3 +115,22 @@ def test_missing_tesseract_refuses_with_the_install_command(tmp_path, monkeypatc
 def test_tesseract_is_really_there():
     """CI installs tesseract-ocr and tesseract-ocr-eng (Makefile SYSTEM_BINARIES): the OCR tests never skip."""
     assert ocr.require_tesseract().startswith(("4", "5"))
+
+
+def test_small_print_on_a_2k_image_gets_a_second_look(monkeypatch):
+    """A 13-point line on a 2048-pixel image is 5 pixels tall at the 1024-pixel first pass: too small for
+    Tesseract there; the full-resolution second look finds it."""
+    rng = np.random.default_rng(1)
+    pixels = rng.normal(1500, 200, (2048, 2048)).clip(0, 4000).astype(np.uint16)
+    ink = Image.new("L", (2048, 2048), 0)
+    ImageDraw.Draw(ink).text((60, 1990), "ROE, RICHARD 1971-02-03 ACC7781", fill=255, font=_font(13))
+    glyphs = np.asarray(ink) > 127
+    pixels[glyphs] = 4095
+    ys, xs = np.nonzero(glyphs)
+    boxes = ocr.find_text_boxes(pixels, min_confidence=40)
+    covered = np.zeros(glyphs.shape, bool)
+    for b in boxes:
+        covered[b.y0 : b.y1, b.x0 : b.x1] = True
+    assert covered[ys, xs].all() and covered.mean() < 0.01
+    monkeypatch.setattr(ocr, "_second_look", lambda *args, **kwargs: [])
+    assert ocr.find_text_boxes(pixels, min_confidence=40) == []

@@ -11,7 +11,9 @@ well at half size; OCR time grows with the pixel count) and read by Tesseract's 
 Words with a confidence of at least ``ocr_min_confidence`` (one-character words and lines of fewer than four
 characters: 80) form line boxes; a line
 box is mapped back to stored pixels, padded by a third of its height, and extended along its line over the
-glyph ink that continues it (words Tesseract read with too little confidence). Words listed in ``keep_markers``
+glyph ink that continues it (words Tesseract read with too little confidence). When the image was downscaled, line-shaped clusters of glyph ink that no box covers and that are too small
+for the downscaled pass (under 20 pixels there) get a second look: cut out at full resolution, enlarged, stacked
+into one image and read once more; a confident line makes the cluster a box. Words listed in ``keep_markers``
 (laterality markers such as ``L`` or ``R``) are kept. The union of the boxes is blanked on every frame with the
 darkest display value (`pixels.store_blanked`): compressed pixel data is decoded first and stored uncompressed.
 Box positions and sizes go to the audit log; the text that was read never leaves this module.
@@ -46,6 +48,8 @@ _MAX_GLYPH = 0.06  # a character is at most this fraction of the image height ta
 _MIN_INK = 4  # pixels: smaller components are noise
 _SINGLE_CHAR_CONFIDENCE = 80.0
 _MIN_GLYPHS = 4
+_SMALL_PRINT = 20  # pixels (in the downscaled image): lines smaller than this get a second look
+_JOIN = 0.005  # second look: ink within this fraction of the image height joins one line
 _SHORT_LINE = 4  # characters
 _GAP = 0.8  # a line continues over gaps up to this many line heights
 
@@ -180,6 +184,56 @@ def find_text_boxes(
                 continue
             bx0, bx1 = _grow_line(ink, bx0, by0, bx1, by1)
             boxes.append(TextBox(bx0, by0, bx1, by1, conf))
+        if scale < 1.0:
+            boxes.extend(_second_look(ink, boxes, min_confidence, keep_markers, max_height=_SMALL_PRINT / scale))
+    return boxes
+
+
+def _second_look(
+    ink: np.ndarray, found: list[TextBox], min_confidence: float, keep: tuple[str, ...], *, max_height: float
+) -> list[TextBox]:
+    """Small print the downscaled pass missed: line-shaped clusters of glyph ink, at most `max_height` tall,
+    outside the boxes found so far, cut out at full resolution, enlarged to ~32-pixel lines, stacked into one
+    image and read by Tesseract once. A cluster becomes a box when Tesseract reads a confident line in it."""
+    from PIL import Image
+    from scipy import ndimage
+
+    rest = ink.copy()
+    for b in found:
+        rest[b.y0 : b.y1, b.x0 : b.x1] = False
+    if not rest.any():
+        return []
+    rows, cols = rest.shape
+    reach = max(2, int(_JOIN * rows))  # letters of one word/line join; separate lines do not
+    joined = ndimage.binary_dilation(rest, structure=np.ones((1, 2 * reach + 1), bool))
+    crops, canvas_rows, y = [], [], 0
+    for region in ndimage.find_objects(ndimage.label(joined)[0]):
+        h, w = region[0].stop - region[0].start, region[1].stop - region[1].start
+        if h > max_height or w < 3 * h or not _looks_like_print(rest[region]):
+            continue
+        factor = float(np.clip(32.0 / h, 1.0, 3.0))
+        pad = h // 2
+        y0, y1 = max(0, region[0].start - pad), min(rows, region[0].stop + pad)
+        x0, x1 = max(0, region[1].start - pad), min(cols, region[1].stop + pad)
+        piece = np.where(rest[y0:y1, x0:x1], 0, 255).astype(np.uint8)
+        size = (round((x1 - x0) * factor), round((y1 - y0) * factor))
+        piece = np.asarray(Image.fromarray(piece).resize(size, Image.Resampling.BILINEAR))
+        crops.append(((x0, y0, x1, y1), y, y + piece.shape[0]))
+        canvas_rows.append(piece)
+        y += piece.shape[0] + 24
+    if not crops:
+        return []
+    canvas = np.full((y, max(p.shape[1] for p in canvas_rows)), 255, np.uint8)
+    for piece, (_, top, bottom) in zip(canvas_rows, crops, strict=True):
+        canvas[top:bottom, : piece.shape[1]] = piece
+    boxes = []
+    for conf, _, ly0, _, ly1 in _ocr_lines(canvas, min_confidence, keep):
+        if conf < min_confidence:
+            continue
+        middle = (ly0 + ly1) / 2
+        for (x0, y0, x1, y1), top, bottom in crops:
+            if top <= middle < bottom:
+                boxes.append(TextBox(x0, y0, x1, y1, conf))
     return boxes
 
 
