@@ -66,3 +66,16 @@ def test_inspect_summarises_studies_series_and_transfer_syntaxes(export, capsys)
 def test_training_on_an_unlabelled_export_says_what_it_can_do(export, tmp_path):
     shutil.rmtree(export / "PX000002")
     assert main(["train", "--data", str(export), "--out", str(tmp_path / "run"), "--epochs", "1"]) == 1
+
+
+def test_the_uid_tree_that_deid_writes_is_an_export_not_class_folders(tmp_path, fake):
+    root = tmp_path / "deid-out"
+    for k in range(2):
+        fake.dicom(root / f"2.25.{100 + k}" / f"2.25.{200 + k}" / f"2.25.{300 + k}.dcm", size=16)
+    assert detect_layout(root) == "dicom_folder"
+
+
+def test_dcm_files_in_named_folders_still_look_like_classes(tmp_path, fake):
+    for name in ("NORMAL", "PNEUMONIA"):
+        fake.dicom(tmp_path / "data" / name / "a.dcm", size=16)
+    assert detect_layout(tmp_path / "data") == "folder_per_class"

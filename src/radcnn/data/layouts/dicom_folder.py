@@ -26,6 +26,7 @@ its header promises is reported as truncated. Every file that is not a readable 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -53,9 +54,13 @@ def is_dicom_file(path: Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
+_UID = re.compile(r"\d+(\.\d+)+")
+
+
 def _detect(path: Path) -> bool:
     """A folder whose files are DICOM by content, laid out as an export rather than as class folders: a DICOMDIR,
-    files without an image suffix, files directly in the folder, or folders nested three or more deep."""
+    files without an image suffix, files directly in the folder, folders nested three or more deep, or folders named
+    by DICOM UIDs (the `STUDY_UID/SERIES_UID/SOP_UID.dcm` tree `radcnn deid` writes: a UID is never a class name)."""
     if not path.is_dir():
         return False
     if (path / "DICOMDIR").is_file():
@@ -70,6 +75,7 @@ def _detect(path: Path) -> bool:
             dicom += 1
             depth = len(file.relative_to(path).parts)
             export_like |= file.suffix.lower() not in (".dcm", ".dicom", ".dic", ".ima") or depth == 1 or depth >= 4
+            export_like |= depth >= 2 and _UID.fullmatch(file.parent.name) is not None
         if seen >= _SAMPLE:
             break
     return dicom > 0 and dicom >= seen // 2 and export_like
