@@ -86,7 +86,7 @@ def run(
         "(fixed --blank rectangles) | allow.",
     ),
     keep_marker: list[str] = typer.Option(
-        [], help="With --burned-in detect: a burned-in marker word to keep, e.g. L or R (repeatable)."
+        [], help="With --burned-in detect: a burned-in view/laterality marker to keep, e.g. LT or PA (repeatable)."
     ),
     blank: list[str] = typer.Option([], help="Rectangle x0,y0,x1,y1 to blank (repeatable; --burned-in blank)."),
     flag_manufacturer: list[str] = typer.Option([], help="Manufacturer/model known to burn in text (repeatable)."),

@@ -111,11 +111,14 @@ def _print_layer(ink: np.ndarray) -> np.ndarray:
     if count == 0:
         return np.full(ink.shape, 255, np.uint8)
     max_h, max_w = _MAX_GLYPH * ink.shape[0], 4 * _MAX_GLYPH * ink.shape[1]
-    sizes = np.bincount(labels.ravel())
-    keep = np.zeros(count + 1, dtype=bool)
-    for index, region in enumerate(ndimage.find_objects(labels), start=1):
-        if region is None or sizes[index] < _MIN_INK:
-            continue
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    # Speckle (most components of a noisy image) is dropped before the bounding boxes are computed.
+    big = np.flatnonzero(sizes[1:] >= _MIN_INK) + 1
+    renumber = np.zeros(count + 1, dtype=np.int32)
+    renumber[big] = np.arange(1, big.size + 1)
+    labels = renumber[labels]
+    keep = np.zeros(big.size + 1, dtype=bool)
+    for index, region in enumerate(ndimage.find_objects(labels, max_label=big.size), start=1):
         height, width = region[0].stop - region[0].start, region[1].stop - region[1].start
         keep[index] = height <= max_h and width <= max_w
     return np.where(keep[labels], 0, 255).astype(np.uint8)
@@ -205,11 +208,13 @@ def _second_look(
         return []
     rows, cols = rest.shape
     reach = max(2, int(_JOIN * rows))  # letters of one word/line join; separate lines do not
-    joined = ndimage.binary_dilation(rest, structure=np.ones((1, 2 * reach + 1), bool))
+    joined = ndimage.maximum_filter1d(rest.view(np.uint8), 2 * reach + 1, axis=1) > 0
     crops, canvas_rows, y = [], [], 0
     for region in ndimage.find_objects(ndimage.label(joined)[0]):
         h, w = region[0].stop - region[0].start, region[1].stop - region[1].start
-        if h > max_height or w < 3 * h or not _looks_like_print(rest[region]):
+        if h > max_height or w < 3 * h or rest[region].sum() < _MIN_GLYPHS * _MIN_INK:
+            continue  # cheap tests first: most clusters are a speck or two of noise
+        if not _looks_like_print(rest[region]):
             continue
         factor = float(np.clip(32.0 / h, 1.0, 3.0))
         pad = h // 2
