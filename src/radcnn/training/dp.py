@@ -1,0 +1,237 @@
+"""Differential privacy (DP-SGD) with Opacus: make a model Opacus-compatible, wrap model, optimizer and data loader
+for a target (ε, δ), and read the ε spent so far.
+
+The contract used by centralised training (`radcnn.training.dp_fit`) and by each federated client:
+
+- `DPConfig` — target ε, δ (None: 1/N of the training set), the per-sample clipping norm, Poisson sampling;
+- `fix_model(model)` — `opacus.validators.ModuleValidator.fix` (BatchNorm → GroupNorm, …) and what it changed, in
+  words a person can check ("BatchNorm2d 'features.norm0' → GroupNorm(32, 64, eps=1e-05, affine=True)");
+- `make_private(model, optimizer, loader, dp, epochs)` — `PrivacyEngine.make_private_with_epsilon`: the noise
+  multiplier that spends exactly the target ε over the planned epochs, with Poisson sampling;
+- `epsilon_spent(engine, delta)` — the accountant's ε after the steps taken so far.
+
+Opacus does the mathematics (per-sample gradients, clipping, noise, the PRV accountant); this module only checks
+the inputs, turns Opacus's exceptions into `ConfigError`s a person can act on, and reports what it did.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from radcnn.config import DPConfig
+from radcnn.errors import ConfigError, MissingExtraError
+
+log = logging.getLogger(__name__)
+
+# Opacus's default accountant since 1.3: Privacy Random Variables (Gopi et al. 2021), tighter than RDP.
+ACCOUNTANT = "prv"
+
+__all__ = [
+    "ACCOUNTANT",
+    "DPConfig",
+    "PrivateTraining",
+    "epsilon_spent",
+    "fix_model",
+    "make_private",
+    "make_private_with_noise",
+    "resolve_delta",
+    "steps_taken",
+]
+
+
+def _opacus(module: str = "opacus") -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError("opacus", "federated") from None
+
+
+@contextmanager
+def _quiet_opacus() -> Iterator[None]:
+    """Opacus warns that secure_mode is off (its noise comes from torch's PRNG, not a CSPRNG; documented in
+    docs/training.md and recorded as ``secure_rng: false``) and that the RDP search hit its largest order (a looser,
+    still valid bound). Both are known; the caller's own warnings stay untouched outside this block."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*[Ss]ecure RNG.*")
+        warnings.filterwarnings("ignore", message=".*Optimal order is the largest alpha.*")
+        yield
+
+
+@dataclass
+class PrivateTraining:
+    """What Opacus hands back: train `model` (a GradSampleModule around the original, which stays reachable as
+    ``model._module``) with `optimizer` (a DPOptimizer) on batches from `loader` (Poisson-sampled); `engine` holds
+    the accountant. `noise_multiplier`, `sample_rate` and `delta` are recorded with the run."""
+
+    model: nn.Module
+    optimizer: Any
+    loader: Any
+    engine: Any
+    noise_multiplier: float = 0.0
+    sample_rate: float = 0.0
+    delta: float = 0.0
+    max_grad_norm: float = 1.0
+
+    def epsilon(self) -> float:
+        """The ε spent so far at this run's δ."""
+        return epsilon_spent(self.engine, self.delta)
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "noise_multiplier": self.noise_multiplier,
+            "sample_rate": self.sample_rate,
+            "delta": self.delta,
+            "max_grad_norm": self.max_grad_norm,
+            "accountant": self.engine.accountant.mechanism(),
+        }
+
+
+def fix_model(model: nn.Module) -> tuple[nn.Module, list[str]]:
+    """`ModuleValidator.fix(model)` and one line per replaced module, e.g.
+    ``BatchNorm2d 'features.norm0' → GroupNorm(32, 64, eps=1e-05, affine=True)``; an empty list when the model was
+    already compatible. The returned model is a fixed copy; `model` itself is left unchanged."""
+    validators = _opacus("opacus.validators")
+    before = dict(model.named_modules())
+    fixed = validators.ModuleValidator.fix(model)  # a fixed clone; `model` stays as it was
+    changes = []
+    for name, module in fixed.named_modules():
+        old = before.get(name)
+        if old is not None and type(old) is not type(module):
+            changes.append(f"{type(old).__name__} '{name or '(model)'}' → {module!r}")
+    # Opacus's per-sample gradient hooks are full backward hooks, and autograd forbids modifying their output in
+    # place (the seed CNN's ReLU(inplace=True) after a Linear); out-of-place activations compute the same values.
+    in_place = [name for name, module in fixed.named_modules() if getattr(module, "inplace", False) is True]
+    for name in in_place:
+        fixed.get_submodule(name).inplace = False
+    if in_place:
+        changes.append(f"in-place activations made out-of-place (same values): {', '.join(repr(n) for n in in_place)}")
+    remaining = validators.ModuleValidator.validate(fixed, strict=False)
+    if remaining:
+        raise ConfigError(
+            "the model cannot be trained with DP-SGD even after Opacus's fixes: "
+            + "; ".join(str(error) for error in remaining)
+        )
+    return fixed, changes
+
+
+def resolve_delta(dp: DPConfig, n_train: int) -> float:
+    """δ as configured, or 1/N of the training set; a δ outside (0, 1) or not below 1 is a ConfigError."""
+    if n_train < 1:
+        raise ConfigError("DP-SGD needs a non-empty training set")
+    delta = dp.delta if dp.delta is not None else 1.0 / n_train
+    if not 0 < delta < 1:
+        raise ConfigError(
+            f"train.dp.delta must lie strictly between 0 and 1 (usually ≤ 1/N = {1 / n_train:.3g}); got {delta}"
+        )
+    return float(delta)
+
+
+def _check_target(dp: DPConfig, epochs: int) -> None:
+    if not dp.epsilon > 0:
+        raise ConfigError(f"train.dp.epsilon must be a positive target ε (e.g. 8); got {dp.epsilon}")
+    if not dp.max_grad_norm > 0:
+        raise ConfigError(f"train.dp.max_grad_norm must be > 0; got {dp.max_grad_norm}")
+    if epochs < 1:
+        raise ConfigError(f"DP-SGD needs at least one planned epoch; got {epochs}")
+
+
+def make_private(model: nn.Module, optimizer: Any, loader: Any, dp: DPConfig, epochs: int) -> PrivateTraining:
+    """Wrap (model, optimizer, loader) with `PrivacyEngine.make_private_with_epsilon` so that `epochs` epochs spend
+    the target (ε, δ). `model` must be Opacus-compatible (see `fix_model`). A target ε that no noise level reaches
+    in the planned steps is a ConfigError that says so and what to change."""
+    _check_target(dp, epochs)
+    n_train = len(loader.dataset)
+    delta = resolve_delta(dp, n_train)
+    steps = epochs * len(loader)
+    try:
+        with _quiet_opacus():
+            engine = _opacus().PrivacyEngine(accountant=ACCOUNTANT)
+            private_model, private_optimizer, private_loader = engine.make_private_with_epsilon(
+                module=model,
+                optimizer=optimizer,
+                data_loader=loader,
+                target_epsilon=dp.epsilon,
+                target_delta=delta,
+                epochs=epochs,
+                max_grad_norm=dp.max_grad_norm,
+                poisson_sampling=dp.poisson_sampling,
+            )
+    except ValueError as exc:
+        if "budget is too low" not in str(exc):
+            raise ConfigError(f"Opacus cannot make this training private: {exc}") from None
+        raise ConfigError(
+            f"target ε = {dp.epsilon} at δ = {delta:.3g} cannot be reached in the planned {steps} steps "
+            f"({epochs} epoch(s) of {len(loader)} batches of {loader.batch_size} from {n_train} images): no noise level "
+            "is small enough; raise train.dp.epsilon, lower the number of epochs, or use larger batches "
+            "(a smaller sampling rate)"
+        ) from None
+    sigma = float(private_optimizer.noise_multiplier)
+    sample_rate = 1.0 / len(loader)
+    log.info(
+        "DP-SGD: target ε = %g at δ = %.3g over %d epoch(s) → noise multiplier %.4f, sampling rate %.4f, clip %g",
+        dp.epsilon,
+        delta,
+        epochs,
+        sigma,
+        sample_rate,
+        dp.max_grad_norm,
+    )
+    return PrivateTraining(
+        private_model, private_optimizer, private_loader, engine, sigma, sample_rate, delta, dp.max_grad_norm
+    )
+
+
+def make_private_with_noise(
+    model: nn.Module,
+    optimizer: Any,
+    loader: Any,
+    *,
+    noise_multiplier: float,
+    max_grad_norm: float,
+    poisson_sampling: bool = True,
+    delta: float | None = None,
+) -> PrivateTraining:
+    """`PrivacyEngine.make_private` with a given noise multiplier (no ε target): for tests and for comparing a
+    known σ with the accountant. δ defaults to 1/N."""
+    with _quiet_opacus():
+        engine = _opacus().PrivacyEngine(accountant=ACCOUNTANT)
+        private_model, private_optimizer, private_loader = engine.make_private(
+            module=model,
+            optimizer=optimizer,
+            data_loader=loader,
+            noise_multiplier=noise_multiplier,
+            max_grad_norm=max_grad_norm,
+            poisson_sampling=poisson_sampling,
+        )
+    n_train = len(loader.dataset)
+    return PrivateTraining(
+        private_model,
+        private_optimizer,
+        private_loader,
+        engine,
+        float(noise_multiplier),
+        1.0 / len(loader),
+        float(delta if delta is not None else 1.0 / n_train),
+        float(max_grad_norm),
+    )
+
+
+def epsilon_spent(engine: Any, delta: float) -> float:
+    """ε spent so far at `delta` by the engine's accountant (0 before the first step)."""
+    if len(engine.accountant) == 0:
+        return 0.0
+    with _quiet_opacus():
+        return float(engine.get_epsilon(delta))
+
+
+def steps_taken(engine: Any) -> int:
+    """Noisy optimizer steps recorded by the accountant (its history is (σ, q, steps) runs)."""
+    return int(sum(entry[-1] for entry in engine.accountant.history))
