@@ -16,6 +16,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 pytest.importorskip("opacus")
+# Opacus's hook on the first layer fires although the inputs need no gradient: expected here.
+pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing:UserWarning")
 
 from opacus.accountants import PRVAccountant  # noqa: E402
 from opacus.accountants.utils import get_noise_multiplier  # noqa: E402
@@ -265,3 +267,25 @@ def test_dp_run_is_evaluated_and_reported_with_its_epsilon(dp_run):
     assert result.report["privacy"]["epsilon_per_epoch"] == privacy["epsilon_per_epoch"]
     html = result.html_path.read_text(encoding="utf-8")
     assert "Differential privacy" in html and f"{privacy['epsilon_spent']:.2f}" in html
+
+
+def test_cli_trains_with_dp_and_refuses_what_dp_cannot_do(small_npz, tmp_path, capsys):
+    import yaml
+
+    from radcnn.cli.app import main
+
+    base = ["train", "--data", str(small_npz), "--size", "28", "--epochs", "1", "--batch-size", "64"]
+    assert main([*base, "--out", str(tmp_path / "run"), "--dp-epsilon", "6", "--dp-max-grad-norm", "0.5"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    privacy = json.loads((tmp_path / "run" / "privacy.json").read_text())
+    assert f"differential privacy: ε = {privacy['epsilon_spent']:.3f} spent" in out
+    assert privacy["target_epsilon"] == 6 and privacy["max_grad_norm"] == 0.5 and privacy["epsilon_spent"] <= 6.01
+    recorded = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["dp"]
+    assert recorded == {"epsilon": 6.0, "delta": None, "max_grad_norm": 0.5, "poisson_sampling": True}
+
+    assert main([*base, "--out", str(tmp_path / "r2"), "--dp-epsilon", "8", "--class-balance", "sampler"]) == 1
+    assert "conflicts with Poisson sampling" in " ".join(capsys.readouterr().err.split())
+    assert main([*base, "--out", str(tmp_path / "r3"), "--dp-epsilon", "1e-6", "--dp-delta", "1e-5"]) == 1
+    error = " ".join(capsys.readouterr().err.split())
+    assert "target ε = 1e-06 at δ = 1e-05 cannot be reached in the planned 5 steps" in error
+    assert not (tmp_path / "r3").exists()  # nothing half-written
