@@ -170,8 +170,8 @@ def make_private(model: nn.Module, optimizer: Any, loader: Any, dp: DPConfig, ep
         raise ConfigError(
             f"target ε = {dp.epsilon} at δ = {delta:.3g} cannot be reached in the planned {steps} steps "
             f"({epochs} epoch(s) of {len(loader)} batches of {loader.batch_size} from {n_train} images): no noise level "
-            "is small enough; raise train.dp.epsilon, lower the number of epochs, or use larger batches "
-            "(a smaller sampling rate)"
+            "is large enough; raise train.dp.epsilon or train.dp.delta, or plan fewer epochs or smaller batches "
+            "(a lower sampling rate)"
         ) from None
     sigma = float(private_optimizer.noise_multiplier)
     sample_rate = 1.0 / len(loader)
