@@ -67,12 +67,8 @@ def fix_for_dp(model: torch.nn.Module, spec: ModelSpec) -> tuple[torch.nn.Module
     fixed, changes = fix_model(model)
     for change in changes:
         log.info("DP-SGD model change: %s", change)
-    if (
-        not any(isinstance(m, torch.nn.GroupNorm) for m in fixed.modules())
-        or all(isinstance(m, torch.nn.GroupNorm) for m in model.modules() if isinstance(m, torch.nn.GroupNorm))
-        and not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
-    ):
-        return fixed, spec, changes  # no normalisation replaced: the registered architecture rebuilds it
+    if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return fixed, spec, changes  # no normalisation replaced: the registered architecture rebuilds it as it is
     spec = replace(spec, model_kwargs={**spec.model_kwargs, "norm": "group"})
     rebuilt = build_from_spec(spec).state_dict()
     own = fixed.state_dict()
