@@ -267,6 +267,7 @@ def test_dp_run_is_evaluated_and_reported_with_its_epsilon(dp_run):
     assert result.report["privacy"]["epsilon_per_epoch"] == privacy["epsilon_per_epoch"]
     html = result.html_path.read_text(encoding="utf-8")
     assert "Differential privacy" in html and f"{privacy['epsilon_spent']:.2f}" in html
+    assert 'href="#privacy"' in html and 'id="privacy"' in html
 
 
 def test_cli_trains_with_dp_and_refuses_what_dp_cannot_do(small_npz, tmp_path, capsys):
