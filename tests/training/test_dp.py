@@ -24,6 +24,7 @@ from opacus.accountants.utils import get_noise_multiplier  # noqa: E402
 
 from radcnn.config import DataConfig, DPConfig, ModelConfig, RunConfig, TrainConfig, config_from_dict  # noqa: E402
 from radcnn.errors import ConfigError  # noqa: E402
+from radcnn.models.registry import model_names  # noqa: E402
 from radcnn.training.dp import (  # noqa: E402
     epsilon_spent,
     fix_model,
@@ -194,9 +195,11 @@ def test_registered_batchnorm_model_is_fixed_and_rebuilt_for_loading(tmp_path):
     fixed, spec, changes = fix_for_dp(model, spec)
     assert spec.model_kwargs == {"norm": "group"}
     assert any(c.startswith("BatchNorm2d 'bn1' → GroupNorm(32, 64") for c in changes)
+    assert any(c.startswith("residual additions made out-of-place") and "'layer1.0'" in c for c in changes)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fixed.modules())
     save_model(fixed, spec, tmp_path / "m.safetensors")
-    loaded, _ = load_model(tmp_path / "m.safetensors")  # strict load into the rebuilt GroupNorm architecture
+    # strict load into the rebuilt GroupNorm architecture, whose blocks run MONAI's own (in-place) forward
+    loaded, _ = load_model(tmp_path / "m.safetensors")
     x = torch.rand(2, 1, 32, 32)
     assert torch.allclose(loaded(x), fixed.eval()(x), atol=1e-5)
 
@@ -290,3 +293,27 @@ def test_cli_trains_with_dp_and_refuses_what_dp_cannot_do(small_npz, tmp_path, c
     error = " ".join(capsys.readouterr().err.split())
     assert "target ε = 1e-06 at δ = 1e-05 cannot be reached in the planned 5 steps" in error
     assert not (tmp_path / "r3").exists()  # nothing half-written
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_every_registered_model_takes_a_dp_step(name):
+    from radcnn.models.registry import create_model
+
+    size = 64 if name in ("densenet121", "efficientnet_b0") else 32
+    torch.manual_seed(0)
+    model, _ = fix_model(create_model(name, input_size=(size, size)))
+    data = TensorDataset(torch.rand(4, 1, size, size), torch.rand(4, 1).round())
+    private = make_private_with_noise(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        DataLoader(data, batch_size=4),
+        noise_multiplier=1.0,
+        max_grad_norm=1.0,
+        poisson_sampling=False,
+    )
+    before = [p.detach().clone() for p in model.parameters()]
+    for x, y in private.loader:
+        _one_step(private.model, private.optimizer, x, y)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    assert steps_taken(private.engine) == 1

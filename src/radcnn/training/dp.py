@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import importlib
 import logging
+import types
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from radcnn.config import DPConfig
@@ -113,6 +115,9 @@ def fix_model(model: nn.Module) -> tuple[nn.Module, list[str]]:
         fixed.get_submodule(name).inplace = False
     if in_place:
         changes.append(f"in-place activations made out-of-place (same values): {', '.join(repr(n) for n in in_place)}")
+    residual = _out_of_place_residuals(fixed)
+    if residual:
+        changes.append(f"residual additions made out-of-place (same values): {', '.join(repr(n) for n in residual)}")
     remaining = validators.ModuleValidator.validate(fixed, strict=False)
     if remaining:
         raise ConfigError(
@@ -120,6 +125,36 @@ def fix_model(model: nn.Module) -> tuple[nn.Module, list[str]]:
             + "; ".join(str(error) for error in remaining)
         )
     return fixed, changes
+
+
+def _residual_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """MONAI ResNetBlock/ResNetBottleneck.forward with ``out + residual`` instead of ``out += residual``."""
+    residual = x if self.downsample is None else self.downsample(x)
+    out = self.act(self.bn1(self.conv1(x)))
+    if hasattr(self, "conv3"):  # bottleneck: 1×1, 3×3, 1×1
+        out = self.act(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+    else:
+        out = self.bn2(self.conv2(out))
+    return self.act(out + residual)
+
+
+def _out_of_place_residuals(model: nn.Module) -> list[str]:
+    """MONAI's ResNet blocks add the shortcut in place onto a normalisation layer's output, which autograd forbids
+    under Opacus's backward hooks ("Output 0 of BackwardHookFunction is a view and is being modified inplace").
+    Opacus's validator does not know about it and MONAI has no out-of-place option, so the blocks of this training
+    copy get the same computation out of place (an instance attribute: parameters and saved tensors unchanged; a
+    model loaded for inference keeps MONAI's forward)."""
+    try:
+        from monai.networks.nets.resnet import ResNetBlock, ResNetBottleneck
+    except ImportError:  # MONAI is a core dependency; without it there are no MONAI blocks to fix
+        return []
+    patched = []
+    for name, module in model.named_modules():
+        if type(module) in (ResNetBlock, ResNetBottleneck):
+            module.forward = types.MethodType(_residual_forward, module)
+            patched.append(name)
+    return patched
 
 
 def resolve_delta(dp: DPConfig, n_train: int) -> float:
