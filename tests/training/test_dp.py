@@ -233,6 +233,7 @@ def dp_run(small_npz, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_dp_run_records_epsilon_per_epoch_as_opacus_computes_it(dp_run):
     from radcnn.runs import RunDir
 
@@ -256,6 +257,7 @@ def test_dp_run_records_epsilon_per_epoch_as_opacus_computes_it(dp_run):
     assert np.allclose(logged["dp_epsilon"], [e["epsilon"] for e in epochs], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_dp_run_is_evaluated_and_reported_with_its_epsilon(dp_run):
     from radcnn.reporting.evaluate_run import evaluate_run
     from radcnn.reporting.report import generate_report
@@ -273,6 +275,7 @@ def test_dp_run_is_evaluated_and_reported_with_its_epsilon(dp_run):
     assert 'href="#privacy"' in html and 'id="privacy"' in html
 
 
+@pytest.mark.slow
 def test_cli_trains_with_dp_and_refuses_what_dp_cannot_do(small_npz, tmp_path, capsys):
     import yaml
 
