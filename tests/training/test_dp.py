@@ -26,6 +26,7 @@ from radcnn.config import DataConfig, DPConfig, ModelConfig, RunConfig, TrainCon
 from radcnn.errors import ConfigError  # noqa: E402
 from radcnn.models.registry import model_names  # noqa: E402
 from radcnn.training.dp import (  # noqa: E402
+    epsilon_after,
     epsilon_spent,
     fix_model,
     make_private,
@@ -154,6 +155,22 @@ def test_epsilon_equals_opacus_accountant_for_the_same_settings():
     accountant = PRVAccountant()
     accountant.history = [(sigma, 0.25, 4)]
     assert private.epsilon() == pytest.approx(accountant.get_epsilon(delta=1 / 64), rel=1e-6)
+    assert epsilon_after(sigma, 0.25, 4, 1 / 64) == pytest.approx(private.epsilon(), rel=1e-6)
+    assert epsilon_after(sigma, 0.25, 0, 1 / 64) == 0.0
+
+
+def test_release_removes_the_hooks_so_the_model_can_be_made_private_again():
+    model = TinyNet()
+    data = DataLoader(_data(32), batch_size=8)
+    first = make_private(model, torch.optim.SGD(model.parameters(), lr=0.1), data, DPConfig(8.0), 1)
+    for xb, yb in first.loader:
+        _one_step(first.model, first.optimizer, xb, yb)
+    plain = first.release()
+    assert plain is model and not any(hasattr(p, "grad_sample") for p in model.parameters())
+    second = make_private(model, torch.optim.SGD(model.parameters(), lr=0.1), data, DPConfig(8.0), 1)
+    for xb, yb in second.loader:  # a second round on the same model: one set of hooks, per-sample grads again
+        _one_step(second.model, second.optimizer, xb, yb)
+    assert steps_taken(second.engine) == 4
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,7 @@ __all__ = [
     "ACCOUNTANT",
     "DPConfig",
     "PrivateTraining",
+    "epsilon_after",
     "epsilon_spent",
     "fix_model",
     "make_private",
@@ -85,6 +86,12 @@ class PrivateTraining:
     def epsilon(self) -> float:
         """The ε spent so far at this run's δ."""
         return epsilon_spent(self.engine, self.delta)
+
+    def release(self) -> nn.Module:
+        """Remove Opacus's hooks and per-sample attributes (Opacus's `cleanup`); returns the plain model, ready to
+        be wrapped again (e.g. by the next federated round) or saved."""
+        self.model.cleanup()
+        return self.model._module
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -265,6 +272,17 @@ def epsilon_spent(engine: Any, delta: float) -> float:
         return 0.0
     with _quiet_opacus():
         return float(engine.get_epsilon(delta))
+
+
+def epsilon_after(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
+    """ε after `steps` noisy steps at (σ, q) by the accountant `make_private` uses: for runs whose steps span
+    several `make_private` calls with the same σ and q (a federated client's rounds), ε of all of them together."""
+    if steps <= 0:
+        return 0.0
+    accountant = _opacus("opacus.accountants").create_accountant(mechanism=ACCOUNTANT)
+    accountant.history = [(float(noise_multiplier), float(sample_rate), int(steps))]
+    with _quiet_opacus():
+        return float(accountant.get_epsilon(delta=delta))
 
 
 def steps_taken(engine: Any) -> int:
