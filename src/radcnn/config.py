@@ -74,6 +74,30 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class DPConfig:
+    """Differential privacy (DP-SGD with Opacus, see radcnn.training.dp): off while epsilon is 0."""
+
+    epsilon: float = 0.0  # target ε spent over the planned epochs; 0 = no differential privacy
+    delta: float | None = None  # target δ; None = 1/N of the training set
+    max_grad_norm: float = 1.0  # per-sample gradient clipping norm C
+    poisson_sampling: bool = True  # Poisson-sampled batches, as the privacy accounting assumes
+
+    def __post_init__(self) -> None:
+        if self.epsilon < 0:
+            raise ConfigError(f"train.dp.epsilon must be ≥ 0 (0 = off, e.g. 8 for DP-SGD); got {self.epsilon}")
+        if self.delta is not None and not 0 < self.delta < 1:
+            raise ConfigError(
+                f"train.dp.delta must lie strictly between 0 and 1 (or be null for 1/N); got {self.delta}"
+            )
+        if not self.max_grad_norm > 0:
+            raise ConfigError(f"train.dp.max_grad_norm must be > 0; got {self.max_grad_norm}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.epsilon > 0
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """The seed's defaults: Adam, lr 1e-3, batch 32, 10 epochs."""
 
@@ -95,6 +119,7 @@ class TrainConfig:
     devices: int = 1  # > 1: data-parallel processes (Lightning DDP; gloo on CPU)
     checkpoint_every_epoch: bool = True  # atomic checkpoints/last.ckpt after every epoch, for --resume
     task: str = "auto"  # "binary" (sigmoid per label, also multi-label) | "multiclass" (softmax) | "auto"
+    dp: DPConfig = field(default_factory=DPConfig)  # differential privacy (DP-SGD); off by default
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
@@ -120,6 +145,8 @@ class TrainConfig:
             )
         if self.accumulate_grad_batches < 1 or self.devices < 1 or self.early_stopping_patience < 0:
             raise ConfigError("train.accumulate_grad_batches and train.devices must be ≥ 1, patience ≥ 0")
+        if isinstance(self.dp, dict):  # TrainConfig(dp={...}) from Python code
+            object.__setattr__(self, "dp", DPConfig(**self.dp))
 
 
 @dataclass(frozen=True)

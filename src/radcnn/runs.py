@@ -10,6 +10,7 @@ Layout of a run directory::
     best_model.safetensors   the selected weights + ModelSpec (decision thresholds chosen on val)
     best.json                epoch and validation AUC of the selected model
     transfer_report.json     which tensors were loaded from --weights (only with initial weights)
+    privacy.json             DP-SGD: target (ε, δ), noise, clipping, model changes, ε spent per epoch (DP runs only)
     skipped.csv              inputs left out, with the reason (only when there were any)
     checkpoints/last.ckpt    Lightning checkpoint written atomically after every epoch (for --resume)
     logs/metrics.csv         per-epoch losses and AUC (and TensorBoard logs beside it)
@@ -59,6 +60,7 @@ DATA_SUMMARY = "data_summary.json"
 BEST_MODEL = "best_model.safetensors"
 BEST = "best.json"
 TRANSFER_REPORT = "transfer_report.json"
+PRIVACY = "privacy.json"
 SKIPPED = "skipped.csv"
 CHECKPOINT = "checkpoints/last.ckpt"
 LOGS = "logs"
@@ -193,6 +195,10 @@ class RunDir:
 
     def best(self) -> dict:
         return self.read_json(BEST) if self.has(BEST) else {}
+
+    def privacy(self) -> dict | None:
+        """The DP-SGD record (privacy.json) of a differentially private run; None for other runs."""
+        return self.read_json(PRIVACY) if self.has(PRIVACY) else None
 
     def config_dict(self) -> dict:
         return yaml.safe_load((self.path / CONFIG).read_text(encoding="utf-8")) or {}

@@ -40,6 +40,9 @@ OPTION_FIELDS = {
     "deterministic": ("train", "deterministic"),
     "threshold_method": ("train", "threshold_method"),
     "threshold_target": ("train", "threshold_target"),
+    "dp_epsilon": ("train", "dp.epsilon"),
+    "dp_delta": ("train", "dp.delta"),
+    "dp_max_grad_norm": ("train", "dp.max_grad_norm"),
 }
 
 
@@ -101,6 +104,9 @@ def register(app: typer.Typer) -> None:
         deterministic: bool = typer.Option(None, "--deterministic/--fast", help="Deterministic algorithms."),
         threshold_method: str = typer.Option(None, help="youden | sensitivity | specificity | f1 | fixed (on val)."),
         threshold_target: float = typer.Option(None, help="Target for sensitivity/specificity, e.g. 0.95."),
+        dp_epsilon: float = typer.Option(None, help="Differential privacy: DP-SGD to this target ε (0 = off)."),
+        dp_delta: float = typer.Option(None, help="DP target δ (default 1/N of the training images)."),
+        dp_max_grad_norm: float = typer.Option(None, help="DP per-sample gradient clipping norm (default 1)."),
         on_error: str = typer.Option(None, help="fail | skip unreadable images."),
         on_leakage: str = typer.Option(
             None,
@@ -123,7 +129,7 @@ def register(app: typer.Typer) -> None:
         """
         from radcnn.cli.app import quiet_lightning
         from radcnn.errors import ConfigError
-        from radcnn.runs import check_destination
+        from radcnn.runs import RunDir, check_destination
         from radcnn.training.fit import fit
 
         quiet_lightning()
@@ -167,6 +173,15 @@ def register(app: typer.Typer) -> None:
                 },
             )
         )
+        privacy = RunDir(result.run_dir).privacy()
+        if privacy:
+            console.print(
+                f"differential privacy: ε = {privacy['epsilon_spent']:.3f} spent at δ = {privacy['delta']:.3g} "
+                f"(target {privacy['target_epsilon']}, noise multiplier {privacy['noise_multiplier']:.3f}, "
+                f"clip {privacy['max_grad_norm']})"
+            )
+            for change in privacy["model_changes"]:
+                console.print(f"  model change for DP-SGD: {change}")
         if result.n_skipped:
             console.print(f"[yellow]skipped {result.n_skipped} input(s)[/]: see {result.run_dir / 'skipped.csv'}")
         console.print(f"next: radcnn evaluate {result.run_dir}")

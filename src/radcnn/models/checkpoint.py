@@ -119,13 +119,22 @@ def load_model(path: str | Path, *, key: Secret | bytes | None = None) -> tuple[
 
 
 def build_from_spec(spec: ModelSpec) -> nn.Module:
-    return create_model(
+    kwargs = dict(spec.model_kwargs)
+    norm = kwargs.pop("norm", None)  # "group": BatchNorm replaced by GroupNorm for DP-SGD (radcnn.models.norms)
+    model = create_model(
         spec.architecture,
         in_channels=spec.in_channels,
         num_outputs=spec.num_outputs,
         input_size=tuple(spec.input_size),
-        **spec.model_kwargs,
+        **kwargs,
     )
+    if norm is not None:
+        from radcnn.models.norms import GROUP_NORM, batchnorm_to_groupnorm
+
+        if norm != GROUP_NORM:
+            raise ModelError(f"ModelSpec.model_kwargs norm must be {GROUP_NORM!r}; got {norm!r}")
+        batchnorm_to_groupnorm(model)
+    return model
 
 
 def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:

@@ -45,8 +45,10 @@ def build_model_card(
     subgroups: dict[str, list[dict]],
     synthetic: bool,
     best: dict,
+    privacy: dict | None = None,
 ) -> dict:
-    """Model card sections as lists of sentences (``model_details`` is a list of [key, value] pairs)."""
+    """Model card sections as lists of sentences (``model_details`` is a list of [key, value] pairs). `privacy` is
+    a DP-SGD run's privacy.json (radcnn.training.dp_fit)."""
     train = config.get("train", {})
     labels = list(evaluation["labels"])
     details = [
@@ -63,6 +65,8 @@ def build_model_card(
         ["kept epoch", f"{best.get('epoch')} (best validation ROC AUC {_fmt(best.get('val_auc'))})"],
         ["initial weights", config.get("model", {}).get("weights") or "random initialisation"],
     ]
+    if privacy:
+        details.append(["differential privacy", privacy_statement(privacy)])
     intended = [
         RESEARCH_ONLY,
         "Intended users: researchers studying chest radiograph classification methods, evaluation and explainability.",
@@ -81,7 +85,7 @@ def build_model_card(
         "data": _data_statements(data, synthetic),
         "metrics": _metric_statements(evaluation),
         "limitations": _limitations(data, evaluation, subgroups, spec),
-        "ethical_considerations": _ethics(synthetic),
+        "ethical_considerations": _ethics(synthetic) + _privacy_ethics(privacy),
         "caveats": [SYNTHETIC_CAVEAT] if synthetic else [],
     }
 
@@ -207,5 +211,38 @@ def _ethics(synthetic: bool) -> list[str]:
         out.append(
             "The gallery embeds test images: share this report only where the images themselves may be shared, "
             "and only after de-identification (radcnn's DICOM de-identification follows PS3.15 Annex E)."
+        )
+    return out
+
+
+def privacy_statement(privacy: dict) -> str:
+    """One line: the (ε, δ) guarantee of a DP-SGD run and how it was obtained."""
+    per_epoch = ", ".join(f"{e['epsilon']:.2f}" for e in privacy.get("epsilon_per_epoch", []))
+    selected = privacy.get("selected_epoch_epsilon")
+    kept = f"; the kept epoch {privacy['selected_epoch']} had spent ε = {selected:.2f}" if selected is not None else ""
+    return (
+        f"{privacy['mechanism']} {privacy.get('opacus_version', '')}: ε = {privacy['epsilon_spent']:.2f} spent at "
+        f"δ = {privacy['delta']:.3g} ({privacy['delta_rule']}; target ε {privacy['target_epsilon']}) over "
+        f"{privacy['epochs_run']} epoch(s), noise multiplier {privacy['noise_multiplier']:.3f}, per-sample clipping "
+        f"norm {privacy['max_grad_norm']}, {'Poisson' if privacy['poisson_sampling'] else 'shuffled (not Poisson)'} "
+        f"sampling at rate {privacy['sample_rate']:.4f}, {privacy['accountant'].upper()} accountant; ε after each "
+        f"epoch: {per_epoch}{kept}"
+    )
+
+
+def _privacy_ethics(privacy: dict | None) -> list[str]:
+    if not privacy:
+        return []
+    out = [
+        "The weights are differentially private with respect to the training images (example-level (ε, δ) as "
+        "stated in Model details): the guarantee covers one image, not one patient with several images, and not "
+        "the validation images used to choose the epoch and the decision threshold."
+    ]
+    if privacy.get("model_changes"):
+        out.append("Changed for DP-SGD: " + "; ".join(privacy["model_changes"]) + ".")
+    if not privacy.get("secure_rng", False):
+        out.append(
+            "The noise came from PyTorch's pseudo-random generator (Opacus secure_mode off): adequate for research, "
+            "not a cryptographic guarantee."
         )
     return out

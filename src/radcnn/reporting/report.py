@@ -178,6 +178,7 @@ def generate_report(
         },
         "subgroups": subgroups,
         "training": training,
+        "privacy": run.privacy(),  # DP-SGD runs: target and spent (ε, δ), ε per epoch; None otherwise
         "explanations": {"method": "Grad-CAM", "included": explainer is not None, "note": explanation_note},
         "synthetic_data": synthetic,
         "figures": sorted(figures),
@@ -190,6 +191,7 @@ def generate_report(
         subgroups=subgroups,
         synthetic=synthetic,
         best={"epoch": training["best_epoch"], "val_auc": training["best_val_auc"]},
+        privacy=report["privacy"],
     )
     report = json_safe(report)
     json_path = run.write_protected(REPORT_JSON, json_text(report).encode("utf-8"))

@@ -48,6 +48,7 @@ from radcnn.runs import (
     partial_dir,
 )
 from radcnn.runs import start_run as stage_run
+from radcnn.training import dp_fit
 from radcnn.training.precision import resolve_precision
 from radcnn.training.trainer import build_module, build_trainer
 
@@ -92,6 +93,7 @@ def fit(
     elif changes:
         config = apply_changes(config, changes)
     check_model_name(config.model.name)
+    dp_fit.check_dp_config(config, resume=resume)
     staging = stage_run(run_dir, overwrite=overwrite, resume=resume)
     run = staging.run
     try:
@@ -109,8 +111,9 @@ def fit(
     return replace(result, run_dir=run_dir)
 
 
-def apply_changes(config: RunConfig, changes: dict[str, Any]) -> RunConfig:
-    """`config` with {"section.field": value} applied (values already typed)."""
+def apply_changes(config: Any, changes: dict[str, Any]) -> Any:
+    """`config` with {"section.field": value} applied (values already typed); "train.dp.epsilon" reaches into a
+    nested section."""
     sections: dict[str, dict[str, Any]] = {}
     for dotted, value in changes.items():
         section, _, name = dotted.partition(".")
@@ -118,11 +121,22 @@ def apply_changes(config: RunConfig, changes: dict[str, Any]) -> RunConfig:
     updated = {}
     for section, values in sections.items():
         current = getattr(config, section)
+        nested = {k: v for k, v in values.items() if "." in k}  # "dp.epsilon": a key of a nested section
+        values = {k: v for k, v in values.items() if "." not in k}
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(current)})
         if unknown:
             raise ConfigError(f"unknown configuration key(s) {', '.join(f'{section}.{u}' for u in unknown)}")
-        updated[section] = replace(current, **values)
+        current = replace(current, **values)
+        if nested:
+            current = apply_changes(current, nested)
+        updated[section] = current
     return replace(config, **updated)
+
+
+def _recorded_value(config: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        config = getattr(config, part)
+    return config
 
 
 def resumed_config(
@@ -134,8 +148,7 @@ def resumed_config(
     names = names or {}
     allowed = {}
     for dotted, value in changes.items():
-        section, _, name = dotted.partition(".")
-        recorded = getattr(getattr(saved, section), name)
+        recorded = _recorded_value(saved, dotted)
         if value == recorded:
             continue
         shown = f"{names[dotted]} {value}" if dotted in names else f"{dotted} = {value!r}"
@@ -199,7 +212,9 @@ def _train_into(config: RunConfig, data: PreparedData, run: RunDir, *, resume: b
     )
     if not resume:
         write_data_record(run, data, key=data_key(config.data))
-    precision = resolve_precision(config.train.precision)
+    dp = config.train.dp.enabled
+    # DP-SGD computes per-sample gradients in fp32 ("auto" resolves to 32 for it; explicit bf16 is refused)
+    precision = resolve_precision("32" if dp else config.train.precision)
     checkpoint = run.file(CHECKPOINT) if resume else None
     earlier_log = _set_aside_metrics_log(run) if resume else None
     # Seed inside a forked RNG so that weight init and training are reproducible without changing the caller's
@@ -207,8 +222,9 @@ def _train_into(config: RunConfig, data: PreparedData, run: RunDir, *, resume: b
     with torch.random.fork_rng(devices=[]), _sigint_raises():
         torch.manual_seed(config.train.seed)
         model = _initial_model(config, spec, run)
+        if dp:
+            model, spec, changes = dp_fit.fix_for_dp(model, spec)
         module = build_module(config, model, data.splits["train"].labels, precision, task=task)
-        trainer = build_trainer(config, run.path, spec, precision)
         datamodule = RadiographDataModule(
             data.splits,
             batch_size=config.train.batch_size,
@@ -216,9 +232,13 @@ def _train_into(config: RunConfig, data: PreparedData, run: RunDir, *, resume: b
             augment=config.train.augment,
             balanced=config.train.class_balance == "sampler",
         )
+        extra = (dp_fit.attach_privacy(config, module, datamodule, run.path, changes),) if dp else ()
+        trainer = build_trainer(config, run.path, spec, precision, extra_callbacks=extra)
         with warnings.catch_warnings():
             # Lightning suggests worker processes; batches come from an in-memory/memory-mapped array instead.
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            # DP-SGD: Opacus's hook on the first layer fires although the input images need no gradient (expected).
+            warnings.filterwarnings("ignore", message=".*Full backward hook is firing.*")
             trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
         epochs_run = int(trainer.current_epoch)
     if earlier_log is not None:

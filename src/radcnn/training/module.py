@@ -125,12 +125,17 @@ class ClassifierModule(L.LightningModule):
         # A single-class validation split has no AUC; -inf keeps "higher is better" monitoring well defined.
         self.log("val_auc", auc if not math.isnan(auc) else float("-inf"), prog_bar=True)
 
-    def configure_optimizers(self):
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """The configured Adam (DP-SGD wraps this one in Opacus's DPOptimizer, see radcnn.training.dp_fit)."""
         params = self.param_groups or [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
         # The fused kernel updates all parameters in one pass instead of a dozen elementwise passes; with the
         # seed CNN's 44M-parameter dense layer at 224×224 that is a large share of a CPU training step.
         fused = all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in self.model.parameters())
-        optimizer = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, fused=fused or None)
+        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay, fused=fused or None)
+
+    def configure_optimizers(self):
+        # `private_optimizer`: set by DP-SGD training to the DPOptimizer wrapping `make_optimizer()`'s Adam.
+        optimizer = getattr(self, "private_optimizer", None) or self.make_optimizer()
         if self.lr_schedule == "cosine":
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.max_epochs)
             return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -49,9 +49,11 @@ def build_module(
     )
 
 
-def build_trainer(config: RunConfig, work: Path, spec: ModelSpec, precision: str) -> L.Trainer:
+def build_trainer(
+    config: RunConfig, work: Path, spec: ModelSpec, precision: str, extra_callbacks: tuple[L.Callback, ...] = ()
+) -> L.Trainer:
     train = config.train
-    callbacks: list[L.Callback] = [BestModelExport(work, spec)]
+    callbacks: list[L.Callback] = [*extra_callbacks, BestModelExport(work, spec)]
     if train.checkpoint_every_epoch:
         callbacks.append(EpochCheckpoint(work / CHECKPOINT))
     if train.early_stopping_patience > 0:
