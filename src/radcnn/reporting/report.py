@@ -49,6 +49,7 @@ from radcnn.reporting.report_data import (
     training_section,
 )
 from radcnn.reporting.report_explain import find_explainer
+from radcnn.reporting.report_external import external_section, operating_section
 from radcnn.runs import REPORT_HTML, REPORT_JSON, RunDir, metrics_name, predictions_name
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,8 @@ def generate_report(
             "ci_method": metrics["ci_method"],
             "labels": sections,
         },
+        "external": external_section(metrics, figures),
+        "operating_points": operating_section(metrics),
         "subgroups": subgroups,
         "training": training,
         "explanations": {"method": "Grad-CAM", "included": explainer is not None, "note": explanation_note},
