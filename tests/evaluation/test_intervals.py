@@ -71,3 +71,19 @@ def test_counts_come_from_the_confusion_matrix():
     assert proportion_interval(metrics, "npv", method="wilson")["low"] == pytest.approx(wilson(3, 4)[0])
     with pytest.raises(UnknownNameError):
         proportion_interval(metrics, "npv", method="wald")
+
+
+def test_a_small_subgroup_with_all_positives_found_does_not_read_one_to_one():
+    import pandas as pd
+
+    from radcnn.evaluation.subgroups import subgroup_metrics
+
+    y = np.r_[np.ones(14), np.zeros(30), np.ones(30), np.zeros(30)]
+    p = np.r_[np.full(14, 0.9), np.full(30, 0.1), np.linspace(0.2, 0.9, 30), np.linspace(0.05, 0.7, 30)]
+    table = pd.DataFrame({"site": ["small"] * 44 + ["big"] * 60, "patient_id": [f"P{i}" for i in range(104)]})
+    rows = subgroup_metrics(y, p, table, columns=["site"], groups="patient_id", min_size=10, n_boot=200)
+    small = rows[rows["value"] == "small"].iloc[0]
+    assert small["sensitivity"] == 1.0
+    assert small["sensitivity_high"] == 1.0
+    assert small["sensitivity_low"] == pytest.approx(0.025 ** (1 / 14))  # exact, not the bootstrap's 1.0
+    assert "clopper-pearson" in small["interval"]
