@@ -41,7 +41,12 @@ def one_run(root: Path, seed: int, site: str, args) -> dict:
     size = args.size or demo.model_size
     config = RunConfig(
         data=DataConfig(source=str(synth.csv_path), image_size=(size, size), hold_out_site=site),
-        train=TrainConfig(epochs=args.epochs or demo.epochs, seed=seed, progress_bar=False),
+        train=TrainConfig(
+            epochs=args.epochs or demo.epochs,
+            seed=seed,
+            progress_bar=False,
+            **({"augment": args.augment} if args.augment else {}),
+        ),
     )
     start = time.perf_counter()
     result = fit(config, root / f"run_{seed}_{site}")
@@ -77,6 +82,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=0, help="0: the demo's (10)")
     parser.add_argument("--size", type=int, default=0, help="0: the demo's (128)")
     parser.add_argument("--bootstrap", type=int, default=1000)
+    parser.add_argument("--augment", default="", help="train.augment preset (default: the TrainConfig default)")
     parser.add_argument("--target", type=float, default=0.03)
     args = parser.parse_args()
     import torch
@@ -92,7 +98,7 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": "site_shift",
-                "recipe": "radcnn demo defaults (seed_cnn, TrainConfig defaults)",
+                "recipe": f"radcnn demo defaults (seed_cnn, TrainConfig defaults), augment={args.augment or 'default'}",
                 "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg": os.getloadavg()},
                 "runs": rows,
                 "mean_gap": sum(gaps) / len(gaps),
