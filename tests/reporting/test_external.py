@@ -67,6 +67,12 @@ def test_held_out_site_is_never_trained_on_and_is_scored_automatically(held_out_
     assert external["calibration"]["raw"]["ece"] == pytest.approx(external["metrics"]["ece"])
     assert "calibrated" in external["calibration"]
     assert (held_out_run / cohort["predictions"]).is_file()
+    # operating points: the run's own threshold first (its numbers are the headline's), then those chosen on val
+    points = internal["operating_points"]
+    assert points[0]["name"] == "run threshold" and points[0]["threshold"] == internal["threshold"]
+    assert points[0]["metrics"]["sensitivity"]["estimate"] == pytest.approx(internal["metrics"]["sensitivity"])
+    assert {"val-Youden", "sensitivity ≥ 0.90 on val", "specificity ≥ 0.95 on val"} <= {p["name"] for p in points}
+    assert [p["name"] for p in external["operating_points"]] == [p["name"] for p in points]
     assert (held_out_run / "calibration.json").is_file()
     # the predictions file holds exactly the held-out images, scored at the carried-over threshold
     predictions = pd.read_csv(held_out_run / cohort["predictions"])
