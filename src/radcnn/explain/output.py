@@ -136,7 +136,7 @@ def _write_into(work: Path, explanations, title, notes, boxes, key, thresholds) 
                 item.image, attribution, title=overlay_title(method, item, threshold), limits=limits[method]
             )
             vmin, vmax, _ = limits[method]
-            peak = f"peak |map| {map_peak(attribution):.3g} (shared scale {vmin:.3g} to {vmax:.3g})"
+            peak = f"peak |map| {map_peak(attribution):.3g} (shared scale {vmin:.3g} to {vmax:.3g}: 99.5th pct of all maps)"
             row_notes[method] = f"{row_notes[method]}; {peak}" if method in row_notes else peak
             png = write_protected(target_dir / f"{method}.png", overlays[method], key)
             entry[method] = {"npy": npy, "png": png}
