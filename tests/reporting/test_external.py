@@ -86,7 +86,7 @@ def test_external_dataset_with_one_class_has_undefined_auc(held_out_run, tmp_pat
 
     data = Path(json.loads((held_out_run / "data_summary.json").read_text())["source"])
     table = pd.read_csv(data)
-    positives = table[table["pneumonia"] == 1].head(16).copy()
+    positives = table[(table["pneumonia"] == 1) & (table["site"] == "south")].head(16).copy()  # never trained on
     positives["path"] = [str(data.parent / p) for p in positives["path"]]
     one_class = tmp_path / "positives.csv"
     positives.to_csv(one_class, index=False)
@@ -158,3 +158,17 @@ def test_hold_out_of_an_unknown_site_lists_the_sites(tmp_path):
     csv = write_tiny_dataset(tmp_path / "data", n_images=40)
     with pytest.raises(DataError, match="no images from site 'site_c'; sites present: north, south"):
         prepare_data(DataConfig(source=str(csv), image_size=(28, 28), workers=1, hold_out_site="site_c"))
+
+
+def test_images_the_run_trained_on_are_refused_as_external(held_out_run):
+    from radcnn.reporting.external import evaluate_external
+
+    data = Path(json.loads((held_out_run / "data_summary.json").read_text())["source"])
+    with pytest.raises(DataError, match="were used to train or tune the run"):
+        evaluate_external(held_out_run, data, n_boot=0)
+    assert "external" not in _metrics_if_any(held_out_run)
+
+
+def _metrics_if_any(run: Path) -> dict:
+    path = run / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else {}

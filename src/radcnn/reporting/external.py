@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from radcnn.errors import DataError
 from radcnn.reporting.cohorts import DATASET, map_labels, score_cohort
 from radcnn.reporting.evaluate_run import EvaluationResult, evaluate_run
 from radcnn.reporting.operating import validation_reference
@@ -56,6 +57,7 @@ def evaluate_external(
     )
     manifest, images, _skipped = load_cohort(cohort_config, progress=progress, key=key, split=split)
     mapping = map_labels(manifest.label_names, spec.label_names, source)
+    _check_unseen(run, manifest.table["path"].astype(str), source)
     columns = [list(manifest.label_names).index(mapping[label]) for label in spec.label_names]
     labels = manifest.labels()[:, columns]
     name = name or Path(str(source).rstrip("/")).stem or "external"
@@ -84,3 +86,15 @@ def evaluate_external(
     predictions_path = run.write_table(entry["predictions"], predictions)
     metrics_path = run.write_json(metrics_name("test"), strict_json(metrics))
     return EvaluationResult(metrics_path, predictions_path, metrics)
+
+
+def _check_unseen(run: RunDir, paths, source) -> None:
+    """Refuse images the model was trained or tuned on: an "external" result on them would be optimistic."""
+    split = run.split_table()
+    seen = set(split.loc[split["split"].astype(str).isin(["train", "val"]), "path"].astype(str))
+    overlap = [p for p in paths if p in seen]
+    if overlap:
+        raise DataError(
+            f"{source}: {len(overlap)} of its {len(paths)} images were used to train or tune the run "
+            f"(e.g. {overlap[0]}); an external cohort must be images the model never saw"
+        )
