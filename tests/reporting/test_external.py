@@ -172,3 +172,58 @@ def test_images_the_run_trained_on_are_refused_as_external(held_out_run):
 def _metrics_if_any(run: Path) -> dict:
     path = run / "metrics.json"
     return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def test_another_layout_maps_by_name_and_keeps_only_the_requested_split(held_out_run):
+    """The run was trained on PNG files + a CSV; the external cohort is a MedMNIST .npz's test part."""
+    import numpy as np
+
+    from radcnn.reporting.external import evaluate_external
+
+    from .conftest import NPZ
+
+    result = evaluate_external(held_out_run, NPZ, split="test", name="medmnist test", n_boot=50)
+    entry = result.metrics["external"]["medmnist test"]
+    labels = np.load(NPZ)["test_labels"][:, 0]
+    assert entry["n_images"] == len(labels) and entry["split"] == "test"
+    metrics = entry["labels"]["pneumonia"]["metrics"]
+    assert metrics["n_positive"] == int(labels.sum()) and metrics["n_negative"] == int((labels == 0).sum())
+    predictions = pd.read_csv(held_out_run / entry["predictions"])
+    assert len(predictions) == len(labels) and predictions["path"].str.contains(":test").all()
+    with pytest.raises(DataError, match="no 'official' split; the dataset has: test, train, val"):
+        evaluate_external(held_out_run, NPZ, split="official", n_boot=0)
+
+
+def test_report_gallery_maps_share_one_scale_and_show_the_decision():
+    import numpy as np
+
+    from radcnn.reporting.gallery import GalleryImages, gallery_entries
+
+    n = 8
+    images = np.random.default_rng(0).random((n, 1, 16, 16)).astype(np.float32)
+    probabilities = np.linspace(0.002, 0.99, n)
+    predictions = pd.DataFrame(
+        {
+            "path": [f"row{i}.npz:test[{i}]" for i in range(n)],  # not files: images come from `rebuild`
+            "x_true": [0, 0, 0, 0, 1, 1, 1, 1],
+            "x_probability": probabilities,
+        }
+    )
+    spec = type("Spec", (), {"input_size": (16, 16)})()
+    loader = GalleryImages(spec, None, predictions["path"].tolist(), lambda: images)
+
+    def explainer(batch, label_index):  # the map's strength follows the probability, as a real CAM's tends to
+        rows = [int(np.argmin(np.abs(images[:, 0] - b[0]).sum(axis=(1, 2)))) for b in batch]
+        return np.stack([np.full((16, 16), probabilities[r], dtype=np.float32) for r in rows])
+
+    records, pictures = gallery_entries(predictions, "x", 0, 0.5, 2, loader, explainer=explainer)
+    shown = [r for rows in records.values() for r in rows]
+    scales = {tuple(r["map_scale"]) for r in shown}
+    assert len(scales) == 1 and next(iter(scales)) == pytest.approx((0.0, 0.99))  # one scale for all images
+    for r in shown:
+        assert r["map_peak"] == pytest.approx(r["probability"], rel=1e-6)
+        assert r["threshold"] == 0.5
+        assert r["decision"] == ("positive" if r["probability"] >= 0.5 else "negative")
+    # the weakest map's overlay is (nearly) the bare radiograph: colour departs little from gray
+    weakest = min(shown, key=lambda r: r["map_peak"])
+    assert weakest["probability"] < 0.01 and pictures[weakest["explanation"]].startswith(b"\x89PNG")
