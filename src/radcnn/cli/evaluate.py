@@ -49,7 +49,14 @@ def register(app: typer.Typer) -> None:
 
         key = optional_secret(key_file, passphrase_env)
         if external:
+            from radcnn.errors import ConfigError
             from radcnn.reporting.external import evaluate_external
+
+            if split != "test" or threshold is not None:
+                raise ConfigError(
+                    "--external is scored beside the test split with the run's own threshold; "
+                    "drop --split/--threshold (evaluate other splits or thresholds in a separate command)"
+                )
 
             result = evaluate_external(
                 run,
