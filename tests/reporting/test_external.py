@@ -116,6 +116,8 @@ def test_external_dataset_with_one_class_has_undefined_auc(held_out_run, tmp_pat
     assert 'id="external"' in html and "all positive" in html and "south (held-out site)" in html
     assert "undefined — one class" in html
     assert "clopper-pearson" in html and "Operating points" in html
+    card = " ".join(report.report["model_card"]["metrics"])
+    assert "External validation, south (held-out site)" in card and "ROC AUC undefined — one class" in card
     labels = report.report["external"]["labels"]["pneumonia"]
     assert labels["gaps"][0]["cohort"] == "south (held-out site)" and labels["gaps"][0]["auc_gap"] is not None
     assert labels["gaps"][1]["auc_gap"] is None

@@ -189,7 +189,7 @@ def generate_report(
         spec=spec,
         config=config,
         data=report["data"],
-        evaluation={**report["evaluation"], "labels": metrics["labels"]},
+        evaluation={**report["evaluation"], "labels": metrics["labels"], "external": metrics.get("external", {})},
         subgroups=subgroups,
         synthetic=synthetic,
         best={"epoch": training["best_epoch"], "val_auc": training["best_val_auc"]},
