@@ -28,6 +28,7 @@ _EXPORTS = {
     "deidentify_tree": "radcnn.privacy",
     "detect_layout": "radcnn.data.layouts",
     "encrypt_file": "radcnn.encryption",
+    "evaluate_external": "radcnn.reporting.external",
     "evaluate_run": "radcnn.reporting.evaluate_run",
     "explain_images": "radcnn.explain",
     "fit": "radcnn.training.fit",

@@ -35,6 +35,9 @@ class DataConfig:
     # from the other folds at patient level (`radcnn train --folds K` trains all K)
     folds: int = 0
     fold: int = 0
+    # site-held-out validation: every image of this site (the labels' "site" column) becomes the "external"
+    # cohort, scored by `radcnn evaluate` and shown in the report; the other sites are split as usual
+    hold_out_site: str = ""
     cache_dir: str = ""  # empty: <source folder>/.radcnn-cache
     workers: int = 2  # decoding processes for the cache
     on_error: str = "fail"  # "fail" | "skip" unreadable images
@@ -60,6 +63,8 @@ class DataConfig:
             raise ConfigError(
                 f"data.folds must be 0 or at least 2 and data.fold in 1..folds; got {self.folds}, {self.fold}"
             )
+        if self.hold_out_site and self.folds:
+            raise ConfigError("data.hold_out_site and data.folds exclude each other: choose one protocol")
         if self.key_file and self.key_env:
             raise ConfigError("give data.key_file or data.key_env (a passphrase variable), not both")
 

@@ -14,7 +14,10 @@ Layout of a run directory::
     skipped.csv              inputs left out, with the reason (only when there were any)
     checkpoints/last.ckpt    Lightning checkpoint written atomically after every epoch (for --resume)
     logs/metrics.csv         per-epoch losses and AUC (and TensorBoard logs beside it)
-    metrics[_SPLIT].json     `radcnn evaluate` results; predictions[_SPLIT].csv the per-image predictions
+    metrics[_SPLIT].json     `radcnn evaluate` results; predictions[_SPLIT].csv the per-image predictions;
+                             metrics.json's "external" section holds the held-out site and `--external` cohorts,
+                             whose per-image predictions are predictions_external[_NAME].csv
+    calibration.json         the calibration map (Platt scaling) fitted on val by `radcnn evaluate`
     report.html, report.json `radcnn report`
     explain_eval.json        `radcnn explain-eval` scores
 
@@ -68,6 +71,7 @@ METRICS_LOG = "logs/metrics.csv"
 REPORT_HTML = "report.html"
 REPORT_JSON = "report.json"
 EXPLAIN_EVAL = "explain_eval.json"
+CALIBRATION = "calibration.json"
 
 
 def metrics_name(split: str = "test") -> str:

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from radcnn.cli.app import main
@@ -104,8 +105,16 @@ def test_demo_runs_end_to_end_on_a_tiny_set(tmp_path, capsys):
     assert (out / "demo_predictions.csv").is_file()
     assert Path(out / "run" / "metrics.json").stat().st_size > 0
     gallery = (out / "explain" / "gallery.html").read_text()
+    split = pd.read_csv(out / "run" / "split.csv")
+    explained = min(4, int((split["split"] == "test").sum()))  # the test split of 14 patients may hold fewer
     for method in ("gradcam", "integrated_gradients", "occlusion", "lime", "kernel_shap"):
-        assert len(list((out / "explain").rglob(f"{method}.npy"))) == 4, method
+        assert len(list((out / "explain").rglob(f"{method}.npy"))) == explained, method
+    # site_c is held out: never trained on, scored as an external cohort, shown beside the internal test AUC
+    assert set(split.loc[split["split"] == "external", "site"]) == {"site_c"}
+    assert "site_c" not in set(split.loc[split["split"] != "external", "site"])
+    assert "site_c (held-out site)" in json.loads((out / "run" / "metrics.json").read_text())["external"]
+    report = (out / "run" / "report.html").read_text(encoding="utf-8")
+    assert 'id="external"' in report and "Shift gap" in report and "site_c (held-out site)" in text
     assert "data:image/png;base64," in gallery and 'src="http' not in gallery  # self-contained, offline
     assert "explanations" in text
     # The demo's own folder may be written again; the model is the same for the same seed.

@@ -72,7 +72,8 @@ def test_report_command_writes_both_files_and_shows_the_metrics(trained, tmp_pat
     assert "ROC AUC" in out and "95% CI" in out and "report.html" in out
     report = json.loads((run / "report.json").read_text())
     assert report["explanations"]["included"] is False
-    assert report["evaluation"]["ci_method"].startswith("percentile bootstrap over patients, 100 resamples")
+    method = report["evaluation"]["ci_method"]
+    assert "percentile bootstrap over patients (100 resamples" in method and "Clopper–Pearson" in method
 
 
 def test_report_command_on_a_missing_run_is_one_clear_line(tmp_path, capsys):

@@ -52,3 +52,66 @@ def test_gallery_is_self_contained_and_escapes_names():
     assert all(base64.b64decode(data).startswith(PNG) for data in images)
     assert not re.search(r'(src|href)="(https?:)?//', html), "nothing is fetched from the network"
     assert "0.930" in html and "⚠ range" in html
+
+
+def test_a_shared_scale_keeps_a_weak_map_faint_beside_a_strong_one():
+    import io
+
+    from PIL import Image
+
+    from radcnn.explain.overlay import map_peak, shared_limits
+
+    image, strong = _image_and_map()
+    weak = strong * 0.02  # a normal film at p = 0.002: the same shape, a fiftieth of the attribution
+    limits = shared_limits([strong, weak])
+    assert limits == colour_limits(np.concatenate([strong.ravel(), weak.ravel()]))
+    assert map_peak(weak) == np.abs(weak).max() and map_peak(np.full(3, np.nan)) == 0.0
+
+    def colour(png: bytes) -> float:  # how far the image area departs from gray: the overlay's visible colour
+        picture = Image.open(io.BytesIO(png)).convert("RGB")
+        width, height = picture.size  # the image axes span x 0.02-0.78 and y 0.04-0.88 of the figure
+        box = (int(0.03 * width), int(0.13 * height), int(0.77 * width), int(0.95 * height))
+        rgb = np.asarray(picture.crop(box), dtype=np.float64)
+        return float(np.abs(rgb - rgb.mean(axis=2, keepdims=True)).mean())
+
+    own_scale = colour(render_overlay(image, weak))
+    shared = colour(render_overlay(image, weak, limits=limits))
+    strong_shared = colour(render_overlay(image, strong, limits=limits))
+    # On its own scale the weak map glows as much as the strong one; on the shared scale it almost vanishes.
+    assert own_scale > 0.5 * strong_shared
+    assert shared < 0.2 * strong_shared
+
+
+def test_gallery_rows_show_threshold_and_decision():
+    image, attribution = _image_and_map()
+    overlay = render_overlay(image, attribution)
+    rows = [
+        GalleryRow("a.png", "nodule", 0.93, render_image(image), {"gradcam": overlay}, threshold=0.41),
+        GalleryRow("b.png", "nodule", 0.002, render_image(image), {"gradcam": overlay}, threshold=0.41),
+    ]
+    assert [row.decision for row in rows] == ["positive", "negative"]
+    html = render_gallery(rows, ["gradcam"], title="t")
+    assert html.count("threshold 0.41") == 2
+    assert "decision: positive" in html and "decision: negative" in html
+
+
+def test_written_explanations_share_one_scale_and_record_peaks(tmp_path):
+    import json
+
+    from radcnn.explain.output import write_explanations
+    from radcnn.explain.run import ImageExplanation
+
+    image, strong = _image_and_map()
+    items = [
+        ImageExplanation("a.png", image, "nodule", 0, 0.93, {"gradcam": strong}),
+        ImageExplanation("b.png", image, "nodule", 0, 0.002, {"gradcam": strong * 0.02}),
+    ]
+    out = write_explanations(items, tmp_path / "out", thresholds={"nodule": 0.5})
+    summary = json.loads(out.summary.read_text())
+    scale = summary["colour_scales"]["gradcam"]
+    assert (scale["vmin"], scale["vmax"]) == colour_limits(np.concatenate([strong.ravel(), 0.02 * strong.ravel()]))[:2]
+    peaks = [image["map_peaks"]["gradcam"] for image in summary["images"]]
+    assert peaks[1] == np.float32(0.02 * strong).max() and peaks[0] > 40 * peaks[1]
+    assert [image["decision"] for image in summary["images"]] == ["positive", "negative"]
+    html = out.gallery.read_text()
+    assert "decision: negative" in html and "peak |map|" in html and "shared scale" in html

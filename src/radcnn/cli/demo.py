@@ -17,6 +17,9 @@ def register(app: typer.Typer) -> None:
         epochs: int = typer.Option(10, help="Training epochs (the seed's default is 10)."),
         size: int = typer.Option(128, help="Model input side in pixels."),
         seed: int = typer.Option(0, help="Seed for the data, split and training."),
+        hold_out_site: str = typer.Option(
+            "site_c", help="Scanner site kept out of training and scored as an external cohort ('' for none)."
+        ),
         overwrite: bool = typer.Option(
             False, help="Replace the contents of an OUT that an earlier demo did not write."
         ),
@@ -35,10 +38,20 @@ def register(app: typer.Typer) -> None:
         quiet_lightning()
 
         settings = DemoSettings(
-            out_dir=out, n_patients=patients, epochs=epochs, model_size=size, seed=seed, overwrite=overwrite
+            out_dir=out,
+            n_patients=patients,
+            epochs=epochs,
+            model_size=size,
+            seed=seed,
+            overwrite=overwrite,
+            hold_out_site=hold_out_site,
         )
         result = run_demo(settings, progress=ProgressCallback)
         console.print(metrics_table(result.metrics))
+        from radcnn.cli.evaluate import external_tables
+
+        for table in external_tables(result.metrics):
+            console.print(table)
         from radcnn.cli.predict import render_predictions
 
         console.print(render_predictions(result.predictions, "table"))

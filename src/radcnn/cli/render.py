@@ -77,7 +77,7 @@ def metrics_table(metrics: dict) -> Table:
             f"{name} (threshold {cut:.3f})" if cut == cut else f"{name} (per-fold thresholds)", justify="right"
         )
         if entry.get("ci95"):
-            table.add_column("95% CI (patients)", justify="right")
+            table.add_column("95% CI", justify="right")
     rows = (
         "accuracy",
         "sensitivity",

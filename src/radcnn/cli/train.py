@@ -17,6 +17,7 @@ OPTION_FIELDS = {
     "labels": ("data", "label_columns"),
     "on_error": ("data", "on_error"),
     "on_leakage": ("data", "on_leakage"),
+    "hold_out_site": ("data", "hold_out_site"),
     "layout": ("data", "layout"),
     "layout_option": ("data", "layout_options"),
     "key_file": ("data", "key_file"),
@@ -112,6 +113,9 @@ def register(app: typer.Typer) -> None:
             None,
             help="Identical images in two splits: auto | fail | drop (drop: keep the test copy; auto: drop for official splits).",
         ),
+        hold_out_site: str = typer.Option(
+            None, help="Site-held-out validation: train on the other sites; this site becomes the external cohort."
+        ),
         folds: int = typer.Option(None, help="K-fold cross-validation by patient: K runs in OUT/fold_1..K, pooled."),
         config: Path = typer.Option(None, "--config", "-c", help="YAML/TOML config; options override it."),
         overwrite: bool = typer.Option(False, help="Replace an existing run directory."),
@@ -126,6 +130,8 @@ def register(app: typer.Typer) -> None:
         (`radcnn encrypt`) is read in memory only and the run's per-patient files are written encrypted.
 
         Example: radcnn train --data runs/demo/data --out runs/seed --epochs 10 --size 128
+
+        Example (site shift): radcnn train --data runs/demo/data --out runs/site --hold-out-site site_c
         """
         from radcnn.cli.app import quiet_lightning
         from radcnn.errors import ConfigError

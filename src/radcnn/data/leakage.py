@@ -141,7 +141,7 @@ def content_check(
     return LeakageCheck("identical images", checked, True, result, tuple(dropped)), keep
 
 
-_RANK = {"train": 0, "val": 1, "test": 2}
+_RANK = {"train": 0, "val": 1, "test": 2, "external": 3}
 
 
 def _groups_across_partitions(hashes: Sequence[str], partitions: np.ndarray) -> list[list[int]]:

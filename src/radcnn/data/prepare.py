@@ -30,7 +30,7 @@ from radcnn.data.kfold import assign_folds, fold_partitions
 from radcnn.data.layouts.common import select_labels
 from radcnn.data.leakage import LeakageCheck, content_check, patient_check, pixel_hashes
 from radcnn.data.manifest import Manifest
-from radcnn.data.splits import PARTITIONS, split_by_patient
+from radcnn.data.splits import EXTERNAL, PARTITIONS, split_by_patient
 from radcnn.encryption.files import secret_from
 from radcnn.errors import ConfigError, DataError
 
@@ -81,14 +81,75 @@ def prepare_data(
     key = key if key is not None else data_key(config)
     layout = resolve_layout(config)
     manifest = load_manifest(config, layout, key=key)
+    if config.hold_out_site:
+        _check_site(manifest, config)  # before decoding anything
     if layout == "medmnist":
         images, skipped = _medmnist_images(manifest, config), list(manifest.skipped)
     else:
         manifest, images, skipped = _decode_files(manifest, config, progress=progress, key=key)
     if len(manifest) == 0:
         raise DataError(f"{config.source}: no readable images left")
-    partitions, official = _partitions(manifest, config, seed)
+    if config.hold_out_site:
+        partitions, official = _site_held_out_partitions(manifest, config, seed)
+    else:
+        partitions, official = _partitions(manifest, config, seed)
     return _checked(manifest, images, partitions, skipped, config, official=official)
+
+
+def load_cohort(config: DataConfig, *, progress: Progress | None = None, key=None, split: str = ""):
+    """Every readable row of a data source, unsplit (an external cohort): (manifest, images, skipped).
+
+    `split` keeps only the rows of one of the layout's own partitions (e.g. "test" of a MedMNIST .npz).
+    """
+    if not config.source:
+        raise ConfigError("no data source given for the external cohort")
+    layout = resolve_layout(config)
+    manifest = load_manifest(config, layout, key=key)
+    if split:
+        if "split" not in manifest.table.columns:
+            raise DataError(f"{config.source}: split {split!r} requested, but this {layout} dataset has no splits")
+        present = sorted(manifest.table["split"].astype(str).unique())
+        if split not in present:
+            raise DataError(f"{config.source}: no {split!r} split; the dataset has: {', '.join(present)}")
+        manifest = manifest.select(np.flatnonzero(manifest.table["split"].astype(str).to_numpy() == split))
+    if layout == "medmnist":
+        images, skipped = _medmnist_images(manifest, config), list(manifest.skipped)
+    else:
+        manifest, images, skipped = _decode_files(manifest, config, progress=progress, key=key)
+    if len(manifest) == 0:
+        raise DataError(f"{config.source}: no readable images in the external cohort")
+    return manifest, images, skipped
+
+
+def _site_held_out_partitions(manifest: Manifest, config: DataConfig, seed: int) -> tuple[np.ndarray, bool]:
+    """Site hold-out: every image of ``config.hold_out_site`` becomes the "external" cohort; the other sites are
+    split into train/val/test by patient as usual. A patient imaged at the held-out site and elsewhere would
+    leak; the patient leakage check (run on all partitions) refuses that."""
+    _check_site(manifest, config)
+    held = manifest.table["site"].astype(str).to_numpy() == config.hold_out_site
+    rest = np.flatnonzero(~held)
+    partitions = np.full(len(manifest), EXTERNAL, dtype=object)
+    partitions[rest] = split_by_patient(
+        manifest.select(rest), val_fraction=config.val_fraction, test_fraction=config.test_fraction, seed=seed
+    )
+    log.info("site %s held out: %d images form the external cohort", config.hold_out_site, int(held.sum()))
+    return partitions.astype(str), False
+
+
+def _check_site(manifest: Manifest, config: DataConfig) -> None:
+    site = config.hold_out_site
+    if "site" not in manifest.table.columns:
+        columns = ", ".join(map(str, manifest.table.columns))
+        raise DataError(
+            f"{config.source}: --hold-out-site {site} needs a site column, and this dataset has none "
+            f"(columns: {columns}); add a 'site' column to the labels CSV"
+        )
+    sites = manifest.table["site"].astype(str).to_numpy()
+    present = sorted(set(sites))
+    if site not in present:
+        raise DataError(f"{config.source}: no images from site {site!r}; sites present: {', '.join(present)}")
+    if len(present) < 2:
+        raise DataError(f"{config.source}: only site {site!r} is present; nothing is left to train on")
 
 
 def load_manifest(config: DataConfig, layout: str, *, key=None) -> Manifest:
@@ -212,7 +273,7 @@ def _assemble(manifest: Manifest, images, partitions: np.ndarray, skipped, check
     manifest = Manifest(table, manifest.label_names, manifest.source, tuple(skipped))
     labels = manifest.labels()
     splits = {}
-    for part in PARTITIONS:
+    for part in (*PARTITIONS, EXTERNAL) if (partitions == EXTERNAL).any() else PARTITIONS:
         rows = np.flatnonzero(partitions == part)
         splits[part] = ArraySplit(
             images=_RowView(images, rows), labels=labels[rows], table=table.iloc[rows].reset_index(drop=True)

@@ -13,6 +13,7 @@ from radcnn.data.leakage import check_leakage
 from radcnn.data.manifest import Manifest
 
 PARTITIONS = ("train", "val", "test")
+EXTERNAL = "external"  # a held-out site (`data.hold_out_site`): never trained or tuned on
 
 
 def patient_strata(manifest: Manifest) -> pd.Series:
@@ -60,7 +61,7 @@ def split_summary(manifest: Manifest, partitions: np.ndarray) -> pd.DataFrame:
     """Images, patients and positives per label in each partition (for the report and the CLI)."""
     rows = []
     labels = manifest.labels()
-    for part in PARTITIONS:
+    for part in (*PARTITIONS, EXTERNAL) if (partitions == EXTERNAL).any() else PARTITIONS:
         mask = partitions == part
         row = {
             "split": part,

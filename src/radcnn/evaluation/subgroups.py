@@ -7,7 +7,9 @@ derived from an ``age`` column when the table has no ``age_band``. Missing value
 counts but get NaN metrics and a note, because metrics on a handful of cases are noise.
 
 With ``groups`` (patient ids, or the name of a table column holding them) every subgroup also gets
-patient-level bootstrap intervals for sensitivity, specificity and ROC AUC.
+patient-level bootstrap intervals for sensitivity, specificity and ROC AUC; the two proportions are widened to
+their exact Clopper–Pearson interval where that reaches further, so a subgroup with 14/14 positives found reads
+0.768–1.000, not the bootstrap's 1.000–1.000 (the ``interval`` column names the methods).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pandas as pd
 from radcnn.errors import DataError
 from radcnn.evaluation.arrays import clean_binary
 from radcnn.evaluation.bootstrap import bootstrap_samples, check_bootstrap_args, percentile_interval
+from radcnn.evaluation.intervals import BOOTSTRAP, PROPORTIONS, UNION, proportion_interval
 from radcnn.evaluation.metrics import binary_metrics
 
 logger = logging.getLogger(__name__)
@@ -104,7 +107,14 @@ def _row(column, value, y, p, mask, threshold, group_ids, min_size, n_boot, alph
     samples = bootstrap_samples(data, list(_CI_METRICS), n_boot=n_boot, seed=seed, threshold=threshold)
     for key in _CI_METRICS:
         interval = percentile_interval(samples[key], row[key], alpha=alpha, n_groups=data.n_groups, label=key)
-        row[f"{key}_low"], row[f"{key}_high"] = interval.low, interval.high
+        low, high = interval.low, interval.high
+        if key in PROPORTIONS:
+            # A small subgroup's 14/14 must not read "1.000–1.000": widen to the exact interval (never narrower).
+            exact = proportion_interval(point, key, alpha=alpha)
+            low = float(np.nanmin([low, exact["low"]])) if not np.isnan(exact["low"]) else low
+            high = float(np.nanmax([high, exact["high"]])) if not np.isnan(exact["high"]) else high
+        row[f"{key}_low"], row[f"{key}_high"] = low, high
+    row["interval"] = f"sensitivity, specificity: {UNION}; ROC AUC: {BOOTSTRAP}"
     return row
 
 

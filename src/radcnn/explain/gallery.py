@@ -31,6 +31,7 @@ _TEMPLATE = """<!DOCTYPE html>
  img { width: 100%; max-width: {{ image_width }}px; min-width: 120px; height: auto; display: block; margin: auto; }
  .warn { color: #a40; }
  .scores { font-size: 0.75em; color: #333; }
+ .positive { color: #b42318; } .negative { color: #0b5cad; }
 </style>
 </head>
 <body>
@@ -42,6 +43,8 @@ _TEMPLATE = """<!DOCTYPE html>
 {% for row in rows %}
 <tr>
  <td class="info"><b>{{ row.name }}</b><br>target: {{ row.target }}<br>p = {{ "%.3f"|format(row.probability) }}
+ {% if row.threshold is not none %}<br>threshold {{ "%.4g"|format(row.threshold) }}<br><b class="{{ row.decision }}">decision: {{ row.decision }}</b>
+ {% else %}<br><span class="scores">no decision threshold given</span>{% endif %}
  {% for w in row.warnings %}<br><span class="warn">⚠ {{ w }}</span>{% endfor %}</td>
  <td><img alt="input {{ row.name }}" src="data:image/png;base64,{{ row.input_png }}">
    {% if "input" in row.notes %}<div class="scores">{{ row.notes["input"] }}</div>{% endif %}</td>
@@ -53,7 +56,9 @@ _TEMPLATE = """<!DOCTYPE html>
 </tbody>
 </table>
 <p class="meta">Colour: red/yellow = evidence for the target, blue = evidence against (signed methods).
-Each map is scaled to its own range; compare where, not how much, across methods.</p>
+Each method's maps share one colour scale across all images (printed under each map with its peak |map|), so a weak
+map looks weak; scales differ between methods, so compare where, not how much, across methods.
+The decision is positive when p ≥ threshold.</p>
 </body>
 </html>
 """
@@ -70,6 +75,11 @@ class GalleryRow:
     overlays: dict[str, bytes]
     warnings: Sequence[str] = ()
     notes: Mapping[str, str] = field(default_factory=dict)  # per method (or "input"): a caption under the picture
+    threshold: float | None = None  # the model's decision threshold for the target (None: not known)
+
+    @property
+    def decision(self) -> str | None:
+        return None if self.threshold is None else ("positive" if self.probability >= self.threshold else "negative")
 
 
 def render_gallery(
@@ -94,6 +104,8 @@ def render_gallery(
             "input_png": _b64(row.input_png),
             "overlays": {m: _b64(png) for m, png in row.overlays.items()},
             "notes": dict(row.notes),
+            "threshold": row.threshold,
+            "decision": row.decision,
         }
         for row in rows
     ]

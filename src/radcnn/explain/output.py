@@ -28,7 +28,7 @@ import numpy as np
 
 from radcnn.encryption.files import write_protected
 from radcnn.explain.gallery import GalleryRow, render_gallery
-from radcnn.explain.overlay import render_image, render_overlay
+from radcnn.explain.overlay import map_peak, render_image, render_overlay, shared_limits
 from radcnn.io import json_text
 from radcnn.outputs import claim, mark, replace_directory
 
@@ -62,8 +62,17 @@ def _folder_names(explanations: Sequence[ImageExplanation]) -> list[str]:
     return names
 
 
-def overlay_title(method: str, item: ImageExplanation) -> str:
-    return f"{method} — {item.target} p = {item.probability:.3f}"
+def overlay_title(method: str, item: ImageExplanation, threshold: float | None = None) -> str:
+    return f"{method} — {item.target} p = {item.probability:.3f}{decision_text(item.probability, threshold)}"
+
+
+def decision_text(probability: float, threshold: float | None) -> str:
+    """ ", ≥ 0.412 → positive" (the decision at the run's threshold), or "" without a threshold."""
+    if threshold is None:
+        return ""
+    if probability >= threshold:
+        return f" ≥ {threshold:.4g} → positive"
+    return f" < {threshold:.4g} → negative"
 
 
 def write_explanations(
@@ -75,16 +84,19 @@ def write_explanations(
     boxes: Sequence[Sequence[tuple[float, float, float, float]]] | None = None,
     key=None,
     overwrite: bool = False,
+    thresholds: dict[str, float] | None = None,
 ) -> ExplainOutput:
     """Write every map (.npy), overlay (.png), the gallery and a JSON summary as the folder `out_dir` (see the
     module docstring). `notes` (per image: {method or "input": caption}) and ground-truth `boxes` (per image, input
-    pixels) are optional extras for the gallery."""
+    pixels) are optional extras for the gallery. `thresholds` (label → the model's decision threshold) puts the
+    threshold and the decision beside every image. Each method's overlays share one colour scale across the
+    images, and each map's peak |attribution| is printed under it."""
     out_dir = Path(out_dir)
     claim(out_dir, "explain", overwrite=overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     try:
-        output = _write_into(work, explanations, title, notes, boxes, key)
+        output = _write_into(work, explanations, title, notes, boxes, key, thresholds or {})
         mark(work, "explain")
         replace_directory(work, out_dir)
     except BaseException:
@@ -99,16 +111,20 @@ def write_explanations(
     )
 
 
-def _write_into(work: Path, explanations, title, notes, boxes, key) -> ExplainOutput:
+def _write_into(work: Path, explanations, title, notes, boxes, key, thresholds) -> ExplainOutput:
     out_dir = work
     methods = list(dict.fromkeys(m for item in explanations for m in item.maps))
+    limits = {m: shared_limits([item.maps[m] for item in explanations if m in item.maps]) for m in methods}
     files: dict[str, dict[str, dict[str, Path]]] = {}
     rows, summary = [], []
     for i, (folder, item) in enumerate(zip(_folder_names(explanations), explanations, strict=True)):
         target_dir = out_dir / folder
+        threshold = thresholds.get(item.target)
+        decision = decision_text(item.probability, threshold)
         input_png = render_image(
-            item.image, title=f"{item.target} p = {item.probability:.3f}", boxes=boxes[i] if boxes else ()
+            item.image, title=f"{item.target} p = {item.probability:.3f}{decision}", boxes=boxes[i] if boxes else ()
         )
+        row_notes = dict(notes[i]) if notes else {}
         target_dir.mkdir(parents=True, exist_ok=True)
         write_protected(target_dir / "input.png", input_png, key)
         overlays, entry = {}, {}
@@ -116,7 +132,12 @@ def _write_into(work: Path, explanations, title, notes, boxes, key) -> ExplainOu
             buffer = io.BytesIO()
             np.save(buffer, attribution.astype(np.float32))
             npy = write_protected(target_dir / f"{method}.npy", buffer.getvalue(), key)
-            overlays[method] = render_overlay(item.image, attribution, title=overlay_title(method, item))
+            overlays[method] = render_overlay(
+                item.image, attribution, title=overlay_title(method, item, threshold), limits=limits[method]
+            )
+            vmin, vmax, _ = limits[method]
+            peak = f"peak |map| {map_peak(attribution):.3g} (shared scale {vmin:.3g} to {vmax:.3g}: 99.5th pct of all maps)"
+            row_notes[method] = f"{row_notes[method]}; {peak}" if method in row_notes else peak
             png = write_protected(target_dir / f"{method}.png", overlays[method], key)
             entry[method] = {"npy": npy, "png": png}
         files[folder] = entry
@@ -129,7 +150,8 @@ def _write_into(work: Path, explanations, title, notes, boxes, key) -> ExplainOu
                 input_png=input_png,
                 overlays=overlays,
                 warnings=item.warnings,
-                notes=notes[i] if notes else {},
+                notes=row_notes,
+                threshold=threshold,
             )
         )
         summary.append(
@@ -138,12 +160,18 @@ def _write_into(work: Path, explanations, title, notes, boxes, key) -> ExplainOu
                 "folder": folder,
                 "target": item.target,
                 "probability": item.probability,
+                "threshold": threshold,
+                "decision": None
+                if threshold is None
+                else ("positive" if item.probability >= threshold else "negative"),
+                "map_peaks": {m: map_peak(a) for m, a in item.maps.items()},
                 "seconds": item.seconds,
                 "warnings": list(item.warnings),
                 "files": {m: {k: str(v.relative_to(out_dir)) for k, v in f.items()} for m, f in entry.items()},
             }
         )
     gallery = write_protected(out_dir / GALLERY, render_gallery(rows, methods, title=title).encode("utf-8"), key)
-    summary_json = json_text({"methods": methods, "images": summary})
+    scales = {m: {"vmin": lo, "vmax": hi, "signed": signed} for m, (lo, hi, signed) in limits.items()}
+    summary_json = json_text({"methods": methods, "colour_scales": scales, "images": summary})
     summary_path = write_protected(out_dir / SUMMARY, summary_json.encode("utf-8"), key)
     return ExplainOutput(out_dir, gallery, summary_path, files)

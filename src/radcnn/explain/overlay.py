@@ -6,6 +6,10 @@ so rendering is thread-safe and leaves the caller's matplotlib configuration alo
 Colour scales: a map that is non-negative (Grad-CAM) uses a sequential map from 0 to its maximum, with low values
 transparent so the anatomy stays visible; a signed map (Integrated Gradients, LIME, SHAP) uses a diverging map
 centred on 0 with symmetric limits, so red is evidence for the target and blue evidence against it.
+
+Galleries pass ``limits`` from `shared_limits` — one scale per method over all the gallery's images — so that a
+normal film at p = 0.002, whose map is weak, does not glow like a confident positive whose map is strong (a
+per-image scale would stretch every map to full colour). `map_peak` is printed under each map besides.
 """
 
 from __future__ import annotations
@@ -45,15 +49,29 @@ def colour_limits(attribution: np.ndarray) -> tuple[float, float, bool]:
     return (-top, top, True) if signed else (0.0, top, False)
 
 
-def draw_overlay(ax, image: np.ndarray, attribution: np.ndarray, *, alpha: float = 0.55):
-    """Draw the grayscale image and the coloured map on `ax`; returns the map's image artist (for a colour bar)."""
+def shared_limits(maps) -> tuple[float, float, bool]:
+    """`colour_limits` over several maps at once: one colour scale for a method across a gallery's images."""
+    arrays = [np.asarray(m, dtype=np.float64).ravel() for m in maps]
+    return colour_limits(np.concatenate(arrays) if arrays else np.zeros(1))
+
+
+def map_peak(attribution: np.ndarray) -> float:
+    """The largest |attribution| of a map (0 for an empty or all-NaN map)."""
+    values = np.abs(np.asarray(attribution, dtype=np.float64))
+    values = values[np.isfinite(values)]
+    return float(values.max()) if values.size else 0.0
+
+
+def draw_overlay(ax, image: np.ndarray, attribution: np.ndarray, *, alpha: float = 0.55, limits=None):
+    """Draw the grayscale image and the coloured map on `ax`; returns the map's image artist (for a colour bar).
+    ``limits`` (vmin, vmax, signed) fixes the colour scale (e.g. `shared_limits`); default: this map's own."""
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
     image = np.asarray(image, dtype=np.float32)
     attribution = np.asarray(attribution, dtype=np.float32)
-    vmin, vmax, signed = colour_limits(attribution)
+    vmin, vmax, signed = colour_limits(attribution) if limits is None else limits
     ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     norm = Normalize(vmin=vmin, vmax=vmax, clip=True)
     cmap = colormaps[DIVERGING_CMAP if signed else SEQUENTIAL_CMAP]
@@ -67,12 +85,18 @@ def draw_overlay(ax, image: np.ndarray, attribution: np.ndarray, *, alpha: float
 
 
 def render_overlay(
-    image: np.ndarray, attribution: np.ndarray, *, title: str = "", dpi: int = 100, size_in: float = 4.0
+    image: np.ndarray,
+    attribution: np.ndarray,
+    *,
+    title: str = "",
+    dpi: int = 100,
+    size_in: float = 4.0,
+    limits: tuple[float, float, bool] | None = None,
 ) -> bytes:
-    """One overlay with a colour bar as PNG bytes."""
+    """One overlay with a colour bar as PNG bytes (``limits``: a shared colour scale, see `shared_limits`)."""
     fig = _figure(size_in * 1.22, size_in, dpi)
     ax = fig.add_axes((0.02, 0.04, 0.76, 0.84))
-    mappable = draw_overlay(ax, image, attribution)
+    mappable = draw_overlay(ax, image, attribution, limits=limits)
     cax = fig.add_axes((0.81, 0.1, 0.04, 0.72))
     bar = fig.colorbar(mappable, cax=cax)
     bar.set_label("attribution", fontsize=8)
@@ -115,6 +139,8 @@ def render_grid(
     (x0, y0, x1, y1 in the image's pixels) on the input column.
     """
     methods = list(rows[0][1]) if rows else []
+    # One colour scale per method across the rows, so a weak map looks weak beside a strong one.
+    limits = {method: shared_limits([maps[method] for _, maps, _ in rows]) for method in methods}
     n_cols = 1 + len(methods)
     fig = _figure(cell_in * n_cols, cell_in * len(rows) + 0.4, dpi)
     grid = fig.add_gridspec(len(rows), n_cols, wspace=0.04, hspace=0.12, left=0.01, right=0.99, top=0.93, bottom=0.01)
@@ -126,7 +152,7 @@ def render_grid(
         _draw_boxes(ax, boxes[r] if boxes else ())
         for c, method in enumerate(methods, start=1):
             ax = fig.add_subplot(grid[r, c])
-            draw_overlay(ax, image, maps[method])
+            draw_overlay(ax, image, maps[method], limits=limits[method])
             if r == 0:
                 ax.set_title(method, fontsize=8)
     return _png(fig)

@@ -163,5 +163,10 @@ def explain_files(
         key=key if key is not None else write_key,
     )
     title = f"{model_path.name}: {spec.architecture} explanations"
-    output = write_explanations(explanations, out_dir, title=title, key=write_key, overwrite=overwrite)
+    thresholds = (
+        {} if spec.task == "multiclass" else dict(zip(spec.label_names, map(float, spec.thresholds), strict=True))
+    )
+    output = write_explanations(
+        explanations, out_dir, title=title, key=write_key, overwrite=overwrite, thresholds=thresholds
+    )
     return ExplainFilesResult(explanations, output, skipped)

@@ -137,4 +137,12 @@ def explain_run_gallery(
         title=f"{run.path.name}: {label} explanations ({split} split)",
         notes=truth,
         boxes=[[(b.x0, b.y0, b.x1, b.y1) for b in im.boxes] for im in images],
+        thresholds=model_thresholds(spec),
     )
+
+
+def model_thresholds(spec) -> dict[str, float]:
+    """label → the model's decision threshold (chosen on val); none for a multi-class model (arg-max decides)."""
+    if spec.task == "multiclass":
+        return {}
+    return {name: float(t) for name, t in zip(spec.label_names, spec.thresholds, strict=True)}

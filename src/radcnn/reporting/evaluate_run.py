@@ -19,12 +19,16 @@ import numpy as np
 import pandas as pd
 
 from radcnn.data.prepare import PreparedData
+from radcnn.data.splits import EXTERNAL
 from radcnn.errors import DataError
 from radcnn.evaluation.auc import class_index, multiclass_auc, one_hot
-from radcnn.evaluation.bootstrap import metrics_with_ci
-from radcnn.evaluation.metrics import binary_metrics
 from radcnn.models.inference import predict_probabilities
+from radcnn.reporting.cohorts import DATASET, HELD_OUT_SITE, score_cohort
+from radcnn.reporting.operating import cohort_extras, validation_reference
+from radcnn.reporting.scoring import ci_method, score_label, strict_json
 from radcnn.runs import RunDir, metrics_name, predictions_name
+
+__all__ = ["EvaluationResult", "ci_method", "evaluate_run", "headline", "score_label"]
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +66,18 @@ def evaluate_run(
         # One-vs-rest per class, so every binary metric and interval applies; plus arg-max accuracy below.
         labels = one_hot(class_index(part.labels), spec.num_outputs)
 
+    # Operating points and the calibration map come from val, so they are not scored on val itself.
+    references = validation_reference(run, data, model, spec) if split != "val" else {}
+    cuts = [float(threshold) if threshold is not None else float(t) for t in spec.thresholds]
+    source = "given" if threshold is not None else spec.threshold_method
     per_label: dict[str, dict] = {}
     predictions = part.table[["path", "patient_id"]].copy()
     for j, name in enumerate(spec.label_names):
-        cut = float(threshold) if threshold is not None else float(spec.thresholds[j])
+        cut = cuts[j]
         y, p = labels[:, j], probs[:, j]
-        source = "given" if threshold is not None else spec.threshold_method
         per_label[name] = score_label(y, p, groups, cut, source, n_boot=n_boot, seed=seed)
+        if references:
+            per_label[name].update(cohort_extras(y, p, references.get(name), threshold=cut, source=source))
         predictions[f"{name}_true"] = y
         predictions[f"{name}_probability"] = p
         predictions[f"{name}_predicted"] = (p >= cut).astype(int)
@@ -92,29 +101,40 @@ def evaluate_run(
             "macro_ovr_roc_auc": float(multiclass_auc(part.labels, probs)),
         }
         predictions["predicted_class"] = [spec.label_names[k] for k in predicted]
-    metrics_path = run.write_json(metrics_name(split), metrics)
+    if split == "test":
+        metrics["external"] = _external_section(run, data, model, spec, references, cuts, n_boot=n_boot, seed=seed)
+        if not metrics["external"]:
+            del metrics["external"]
+    metrics_path = run.write_json(metrics_name(split), strict_json(metrics))
     predictions_path = run.write_table(predictions_name(split), predictions)
     return EvaluationResult(metrics_path, predictions_path, metrics)
 
 
-def score_label(y, p, groups, threshold: float, source: str, *, n_boot: int, seed: int) -> dict:
-    """One label's metrics at `threshold`, with patient-bootstrap intervals (none when n_boot is 0); rows with an
-    unknown (NaN) label are left out and counted."""
-    y, p, groups = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64), np.asarray(groups)
-    known = ~np.isnan(y)
-    return {
-        "threshold": float(threshold),
-        "threshold_source": source,
-        "metrics": binary_metrics(y[known], p[known], threshold=threshold),
-        "ci95": metrics_with_ci(y[known], p[known], groups[known], threshold, n_boot=n_boot, seed=seed)
-        if n_boot > 0
-        else {},
-        "unknown_labels": int((~known).sum()),
-    }
-
-
-def ci_method(n_boot: int, seed: int) -> str:
-    return f"percentile bootstrap over patients, {n_boot} resamples, seed {seed}" if n_boot > 0 else "none"
+def _external_section(run: RunDir, data: PreparedData, model, spec, references, cuts, *, n_boot, seed) -> dict:
+    """The held-out site scored afresh, plus the `--external` datasets scored earlier (kept as they were)."""
+    earlier = (run.metrics("test") or {}).get("external", {})
+    section = {name: entry for name, entry in earlier.items() if entry.get("kind") == DATASET}
+    part = data.splits.get(EXTERNAL)
+    if part is not None and len(part):
+        site = run.config().data.hold_out_site
+        name = f"{site} ({HELD_OUT_SITE})"
+        entry, predictions = score_cohort(
+            name=name,
+            kind=HELD_OUT_SITE,
+            source=f"images of site {site} in {run.config().data.source}, held out of training and validation",
+            model=model,
+            spec=spec,
+            images=part.images,
+            labels=part.labels,
+            table=part.table,
+            references=references,
+            n_boot=n_boot,
+            seed=seed,
+            thresholds=cuts,
+        )
+        run.write_table(entry["predictions"], predictions)
+        section = {name: entry, **section}
+    return section
 
 
 HEADLINE = ("accuracy", "sensitivity", "specificity", "precision", "f1", "roc_auc")

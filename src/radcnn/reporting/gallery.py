@@ -84,12 +84,19 @@ def thumbnail_png(image: np.ndarray, size: int = THUMBNAIL_SIZE) -> bytes:
     return _png(_fit(picture, size))
 
 
-def overlay_png(image: np.ndarray, attribution: np.ndarray, size: int = THUMBNAIL_SIZE, alpha: float = 0.55) -> bytes:
+def overlay_png(
+    image: np.ndarray,
+    attribution: np.ndarray,
+    size: int = THUMBNAIL_SIZE,
+    alpha: float = 0.55,
+    limits: tuple[float, float, bool] | None = None,
+) -> bytes:
     """The image in gray with an attribution map (same H×W) blended on top, coloured as `radcnn explain` does.
 
     Colour limits and maps come from `radcnn.explain.overlay` (0..robust max on "inferno" for non-negative maps
     such as Grad-CAM, symmetric "RdBu_r" for signed ones); opacity follows |map|, so weak regions leave the
-    radiograph readable.
+    radiograph readable. ``limits`` (vmin, vmax, signed) fixes the scale: the gallery passes one shared by all
+    its maps (`radcnn.explain.overlay.shared_limits`), so a weak map stays faint beside a strong one.
     """
     from matplotlib import colormaps
     from matplotlib.colors import Normalize
@@ -98,7 +105,7 @@ def overlay_png(image: np.ndarray, attribution: np.ndarray, size: int = THUMBNAI
 
     attribution = np.nan_to_num(np.asarray(attribution, dtype=np.float32))
     base = np.clip(np.nan_to_num(np.asarray(image, dtype=np.float32).reshape(attribution.shape)), 0.0, 1.0)
-    vmin, vmax, signed = colour_limits(attribution)
+    vmin, vmax, signed = colour_limits(attribution) if limits is None else limits
     colour = colormaps[DIVERGING_CMAP if signed else SEQUENTIAL_CMAP](Normalize(vmin, vmax, clip=True)(attribution))
     strength = np.clip(np.abs(attribution) / max(abs(vmin), abs(vmax)), 0.0, 1.0)
     weight = alpha * strength[..., None]
@@ -166,14 +173,20 @@ def gallery_entries(
     """
     y = predictions[f"{label}_true"].to_numpy(dtype=np.float64)
     p = predictions[f"{label}_probability"].to_numpy(dtype=np.float64)
+    from radcnn.explain.overlay import map_peak, shared_limits  # lazily: the explain package is heavy
+
     chosen = select_gallery(y, p, threshold, n_per_category)
     records: dict[str, list[dict]] = {}
     pictures: dict[str, bytes] = {}
+    loaded = {category: [images.load(row) for row in rows] for category, rows in chosen.items()}
+    heatmaps = {category: _explain(explainer, loaded[category], label_index, label) for category in chosen}
+    # One colour scale for every heat map of this label's gallery: a normal film at p = 0.002 must not glow like a
+    # confident positive, which a per-image scale (each map stretched to full colour) would make it do.
+    all_maps = [m for maps in heatmaps.values() if maps is not None for m in maps]
+    limits = shared_limits(all_maps) if all_maps else None
     for category, rows in chosen.items():
-        loaded = [images.load(row) for row in rows]
-        heatmaps = _explain(explainer, loaded, label_index, label)
         records[category] = []
-        for k, (row, image) in enumerate(zip(rows, loaded, strict=True)):
+        for k, (row, image) in enumerate(zip(rows, loaded[category], strict=True)):
             key = f"{label}-{category}-{row}"
             pictures[key] = thumbnail_png(image)
             record = {
@@ -181,12 +194,18 @@ def gallery_entries(
                 "file": Path(str(predictions.at[row, "path"])).name,
                 "probability": float(p[row]),
                 "truth": int(y[row]),
+                "threshold": float(threshold),
+                "decision": "positive" if p[row] >= threshold else "negative",
                 "thumbnail": key,
                 "explanation": None,
+                "map_peak": None,
+                "map_scale": None,
             }
-            if heatmaps is not None:
-                pictures[f"{key}-cam"] = overlay_png(image, heatmaps[k])
+            if heatmaps[category] is not None:
+                pictures[f"{key}-cam"] = overlay_png(image, heatmaps[category][k], limits=limits)
                 record["explanation"] = f"{key}-cam"
+                record["map_peak"] = map_peak(heatmaps[category][k])
+                record["map_scale"] = [limits[0], limits[1]]
             records[category].append(record)
     return records, pictures
 

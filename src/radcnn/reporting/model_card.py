@@ -127,6 +127,14 @@ def _metric_statements(evaluation: dict) -> list[str]:
             f"{_ci(entry, 'sensitivity')}, specificity {_ci(entry, 'specificity')}, "
             f"accuracy {_ci(entry, 'accuracy')}."
         )
+    for cohort, external in (evaluation.get("external") or {}).items():
+        for name, entry in external["labels"].items():
+            auc = entry.get("auc_note") or _ci(entry, "roc_auc")
+            out.append(
+                f"External validation, {cohort} ({external['n_images']} images, never trained or tuned on): "
+                f"{name} ROC AUC {auc}; at the same threshold sensitivity {_ci(entry, 'sensitivity')}, "
+                f"specificity {_ci(entry, 'specificity')}."
+            )
     return out
 
 

@@ -89,7 +89,8 @@ def pr_points(y_true, y_prob) -> dict[str, list[float]]:
 
 
 def _ci_text(ci: dict | None) -> str:
-    if not ci or not math.isfinite(ci.get("low", math.nan)):
+    # metrics.json is strict JSON: an undefined bound is null (None), not NaN
+    if not ci or ci.get("low") is None or ci.get("high") is None or not math.isfinite(ci["low"]):
         return ""
     return f" (95% CI {ci['low']:.3f}–{ci['high']:.3f})"
 

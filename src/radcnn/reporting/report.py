@@ -49,6 +49,7 @@ from radcnn.reporting.report_data import (
     training_section,
 )
 from radcnn.reporting.report_explain import find_explainer
+from radcnn.reporting.report_external import external_section, operating_section
 from radcnn.runs import REPORT_HTML, REPORT_JSON, RunDir, metrics_name, predictions_name
 
 log = logging.getLogger(__name__)
@@ -176,6 +177,8 @@ def generate_report(
             "ci_method": metrics["ci_method"],
             "labels": sections,
         },
+        "external": external_section(metrics, figures),
+        "operating_points": operating_section(metrics),
         "subgroups": subgroups,
         "training": training,
         "privacy": run.privacy(),  # DP-SGD runs: target and spent (ε, δ), ε per epoch; None otherwise
@@ -187,7 +190,7 @@ def generate_report(
         spec=spec,
         config=config,
         data=report["data"],
-        evaluation={**report["evaluation"], "labels": metrics["labels"]},
+        evaluation={**report["evaluation"], "labels": metrics["labels"], "external": metrics.get("external", {})},
         subgroups=subgroups,
         synthetic=synthetic,
         best={"epoch": training["best_epoch"], "val_auc": training["best_val_auc"]},

@@ -133,7 +133,7 @@ def data_section(summary: dict, split_table: pd.DataFrame) -> dict:
 
 
 def metric_rows(entry: dict) -> list[dict]:
-    """The metrics table of one label: name, estimate and the 95% interval (None where not computed)."""
+    """The metrics table of one label: name, estimate, the 95% interval (None where not computed) and its method."""
     rows = []
     for key, title in METRIC_ROWS:
         ci = entry.get("ci95", {}).get(key) or {}
@@ -144,6 +144,9 @@ def metric_rows(entry: dict) -> list[dict]:
                 "estimate": entry["metrics"].get(key),
                 "low": ci.get("low"),
                 "high": ci.get("high"),
+                "method": ci.get("method"),
+                # AUC with one class in the labels is undefined, never 0.5: the report says so in words
+                "note": entry.get("auc_note") if key in ("roc_auc", "pr_auc") else None,
             }
         )
     return rows
