@@ -122,8 +122,8 @@ def client_data(
         mine = parts.assignment == partition_id
         name = parts.names[partition_id]
         splits = data.partitions
-        train = _subset(data, np.flatnonzero(mine & (splits == "train")))
-        val = _subset(data, np.flatnonzero(mine & (splits == "val")))
+        train = subset(data, np.flatnonzero(mine & (splits == "train")))
+        val = subset(data, np.flatnonzero(mine & (splits == "val")))
     known = ~np.isnan(train.labels)
     if len(train) == 0 or not known.any():
         raise DataError(
@@ -138,7 +138,7 @@ def client_data(
     return result
 
 
-def _subset(data: PreparedData, rows: np.ndarray) -> ArraySplit:
+def subset(data: PreparedData, rows: np.ndarray) -> ArraySplit:
     """Rows of the whole prepared table (manifest order) as an in-memory split."""
     splits = data.partitions
     images, labels, tables = [], [], []
@@ -249,6 +249,8 @@ def local_train(
         torch.manual_seed(seed)
         # Batches come from an in-memory array; worker processes would only add start-up time.
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        # The server evaluates the global model; local training has no validation loop on purpose.
+        warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")
         trainer.fit(module, train_dataloaders=loader)
     if fed.dp_epsilon > 0:
         delta = fed.dp_delta or 1.0 / len(data.train)
