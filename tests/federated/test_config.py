@@ -18,7 +18,13 @@ def test_kebab_case_keys_and_string_values_are_typed():
     fed = FederatedConfig.from_mapping(
         {"num-server-rounds": "5", "proximal-mu": "0.1", "strategy": "fedprox", "resume": "true", "alpha": 2}
     )
-    assert (fed.num_server_rounds, fed.proximal_mu, fed.strategy, fed.resume, fed.alpha) == (5, 0.1, "fedprox", True, 2.0)
+    assert (fed.num_server_rounds, fed.proximal_mu, fed.strategy, fed.resume, fed.alpha) == (
+        5,
+        0.1,
+        "fedprox",
+        True,
+        2.0,
+    )
     assert isinstance(fed.alpha, float)
 
 

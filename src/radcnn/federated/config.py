@@ -93,7 +93,9 @@ class FederatedConfig:
                 continue
             kwargs[name] = _typed(hints[name], value, f"{where}: {key}")
         if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; valid keys: {', '.join(cls.keys())}")
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(sorted(unknown))}; valid keys: {', '.join(cls.keys())}"
+            )
         return cls(**kwargs)
 
     def to_record(self) -> dict[str, Any]:
@@ -116,7 +118,8 @@ def _typed(hint: Any, value: Any, where: str) -> Any:
             try:
                 value = float(value) if hint is float else int(value)
             except ValueError:
-                raise ConfigError(f"{where}: expected {'a number' if hint is float else 'an integer'}, got {value!r}")
+                expected = "a number" if hint is float else "an integer"
+                raise ConfigError(f"{where}: expected {expected}, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, int | float) or (hint is int and value != int(value)):
             raise ConfigError(f"{where}: expected {'a number' if hint is float else 'an integer'}, got {value!r}")
         return hint(value)

@@ -159,7 +159,9 @@ def _executable(name: str) -> str:
     return found
 
 
-def superlink_command(certs: Certificates, *, host: str = "127.0.0.1", port: int = 9093, database: str = "") -> list[str]:
+def superlink_command(
+    certs: Certificates, *, host: str = "127.0.0.1", port: int = 9093, database: str = ""
+) -> list[str]:
     """flower-superlink with TLS, serving Fleet, Control and ServerAppIo APIs on host:port."""
     command = [
         _executable("flower-superlink"),
@@ -180,7 +182,11 @@ def supernode_command(ca: str | Path, superlink: str, *, partition_id: int | Non
     """flower-supernode that verifies the SuperLink with `ca` and says which data it trains on."""
     if (partition_id is None) == (not data_source):
         raise ConfigError("a SuperNode needs a partition (partition id + number of partitions) or its own data source")
-    node = f'data-source="{data_source}"' if data_source else f"partition-id={partition_id} num-partitions={num_partitions}"
+    node = (
+        f'data-source="{data_source}"'
+        if data_source
+        else f"partition-id={partition_id} num-partitions={num_partitions}"
+    )
     return [
         _executable("flower-supernode"),
         "--root-certificates", str(ca),
@@ -234,9 +240,11 @@ def probe_superlink(address: str, ca: str | Path, *, timeout: float = 10.0) -> N
     _load_certificate(ca, "CA certificate")
     context = ssl.create_default_context(cafile=str(ca))
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-            with context.wrap_socket(sock, server_hostname=host):
-                return
+        with (
+            socket.create_connection((host, int(port)), timeout=timeout) as sock,
+            context.wrap_socket(sock, server_hostname=host),
+        ):
+            return
     except ssl.SSLCertVerificationError as exc:
         raise FederatedError(
             f"the SuperLink at {address} presented a certificate that does not verify against {ca}: "

@@ -8,6 +8,7 @@ by PID (SIGTERM, then SIGKILL after a grace period). Nothing is killed by name.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -101,10 +102,8 @@ def stop(processes: list[Started], *, grace: float = 10.0) -> list[int]:
         pids += [started.pid, *sorted(started.known)]
     for pid in pids:
         if _alive(pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):  # exited between the check and the signal
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass  # exited between the check and the signal: nothing to stop
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(_alive(p) for p in pids):
         for started in processes:
@@ -112,10 +111,8 @@ def stop(processes: list[Started], *, grace: float = 10.0) -> list[int]:
         time.sleep(0.2)
     killed = [p for p in pids if _alive(p)]
     for pid in killed:
-        try:
+        with contextlib.suppress(ProcessLookupError):  # exited on its own after the grace period
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # exited on its own after the grace period
     for started in processes:
         try:
             started.process.wait(timeout=5)

@@ -146,9 +146,7 @@ def _rounds(grid, fed: FederatedConfig, config: RunConfig, data: PreparedData, s
         log.info("round %d: global val AUC %.4f, loss %.4f", number, auc, metrics["loss"])
         return MetricRecord({"val_auc": _finite(auc), "val_loss": _finite(metrics["loss"])})
 
-    record = ConfigRecord(
-        {**fed.to_record(), RECORD_CONFIG: task.config_text(config), RECORD_SPEC: spec.to_json()}
-    )
+    record = ConfigRecord({**fed.to_record(), RECORD_CONFIG: task.config_text(config), RECORD_SPEC: spec.to_json()})
     strategy.start(
         grid=grid,
         initial_arrays=ArrayRecord(model.state_dict()),
@@ -172,8 +170,12 @@ def _write_metrics_log(run: RunDir, history: dict) -> None:
         weights = [c.get("num-examples", 1.0) for c in entry.get("clients", []) if "train_loss" in c]
         train_loss = sum(w * x for w, x in zip(weights, train_losses, strict=True)) / sum(weights) if weights else None
         rows.append(
-            {"epoch": entry["round"] - 1, "train_loss": train_loss, "val_loss": entry["val"]["loss"],
-             "val_auc": entry["val"]["auc"]}  # fmt: skip
+            {
+                "epoch": entry["round"] - 1,
+                "train_loss": train_loss,
+                "val_loss": entry["val"]["loss"],
+                "val_auc": entry["val"]["auc"],
+            }  # fmt: skip
         )
     with atomic_path(run.file(METRICS_LOG)) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)

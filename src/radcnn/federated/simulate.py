@@ -44,8 +44,10 @@ def count_clients(fed: FederatedConfig) -> int:
         return fed.num_partitions
     from radcnn.data.prepare import load_manifest, resolve_layout
     from radcnn.federated.task import load_run_config
+    from radcnn.runs import partial_dir
 
-    config = load_run_config(fed)
+    # a resumed run uses the configuration it recorded
+    config = RunDir(partial_dir(fed.run_dir)).config() if fed.resume and not fed.config else load_run_config(fed)
     manifest = load_manifest(config.data, resolve_layout(config.data))
     if fed.partition_column not in manifest.table.columns:
         raise ConfigError(

@@ -76,7 +76,12 @@ class GuardMixin:
             rejected.append({"node": int(node), "reason": str(reason)})
         entry = self.round_log.setdefault(self.round_offset + server_round, {})
         entry.update(
-            {"replies": len(replies), "accepted": len(accepted), "rejected": rejected, "clients": _client_rows(accepted)}
+            {
+                "replies": len(replies),
+                "accepted": len(accepted),
+                "rejected": rejected,
+                "clients": _client_rows(accepted),
+            }
         )
         if len(accepted) < max(1, self.min_train_nodes):
             entry["aggregated"] = False

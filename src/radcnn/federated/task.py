@@ -300,7 +300,9 @@ def evaluate_model(model: torch.nn.Module, split: ArraySplit, spec: ModelSpec) -
         auc = multiclass_auc(labels, probs)
         index = labels[:, 0] if labels.shape[1] == 1 else np.where(np.isnan(labels).any(1), np.nan, labels.argmax(1))
         known = ~np.isnan(index)
-        loss = float(-np.log(np.clip(probs[known, index[known].astype(int)], eps, 1)).mean()) if known.any() else math.nan
+        loss = (
+            float(-np.log(np.clip(probs[known, index[known].astype(int)], eps, 1)).mean()) if known.any() else math.nan
+        )
         return {"loss": loss, "auc": auc, "n": float(len(split))}
     known = ~np.isnan(labels)
     p = np.clip(probs, eps, 1 - eps)
