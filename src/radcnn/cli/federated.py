@@ -126,9 +126,15 @@ def certs(
 
 
 def _run_foreground(name: str, command: list[str], env: dict) -> None:
-    """Run a Flower process until it ends or Ctrl-C; then stop it and its helper processes by PID."""
+    """Run a Flower process until it ends, Ctrl-C or SIGTERM; then stop it and its helper processes by PID."""
+    import signal
+
     from radcnn.federated import processes
 
+    def terminate(signum, frame):
+        raise KeyboardInterrupt  # unwinds through `finally`, which stops the Flower processes
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     log_dir = Path(tempfile.mkdtemp(prefix=f"radcnn-{name}-"))
     started = processes.start(name, command, log_dir / f"{name}.log", env)
     console.print(f"{name} running (pid {started.pid}); log: {escape(str(started.log_file))}", highlight=False)
@@ -141,7 +147,8 @@ def _run_foreground(name: str, command: list[str], env: dict) -> None:
                 continue
     finally:
         processes.stop([started])
-    if started.process.returncode not in (0, -15):
+        signal.signal(signal.SIGTERM, previous)
+    if started.process.returncode not in (0, -signal.SIGTERM):
         from radcnn.errors import FederatedError
 
         raise FederatedError(f"{name} exited with code {started.process.returncode}:\n{started.log_tail()}")
