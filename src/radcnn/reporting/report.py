@@ -38,6 +38,7 @@ from radcnn.reporting import plots
 from radcnn.reporting.evaluate_run import evaluate_run
 from radcnn.reporting.gallery import CATEGORY_TITLES, GalleryImages, gallery_entries
 from radcnn.reporting.model_card import build_model_card
+from radcnn.reporting.report_federated import federated_section
 from radcnn.reporting.report_data import (
     data_section,
     is_synthetic,
@@ -178,6 +179,7 @@ def generate_report(
         },
         "subgroups": subgroups,
         "training": training,
+        "federated": federated_section(run),
         "explanations": {"method": "Grad-CAM", "included": explainer is not None, "note": explanation_note},
         "synthetic_data": synthetic,
         "figures": sorted(figures),
