@@ -38,7 +38,6 @@ from radcnn.reporting import plots
 from radcnn.reporting.evaluate_run import evaluate_run
 from radcnn.reporting.gallery import CATEGORY_TITLES, GalleryImages, gallery_entries
 from radcnn.reporting.model_card import build_model_card
-from radcnn.reporting.report_federated import federated_section
 from radcnn.reporting.report_data import (
     data_section,
     is_synthetic,
@@ -50,6 +49,7 @@ from radcnn.reporting.report_data import (
     training_section,
 )
 from radcnn.reporting.report_explain import find_explainer
+from radcnn.reporting.report_federated import federated_section
 from radcnn.runs import REPORT_HTML, REPORT_JSON, RunDir, metrics_name, predictions_name
 
 log = logging.getLogger(__name__)
