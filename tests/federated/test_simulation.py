@@ -19,7 +19,7 @@ from radcnn.cli.app import main  # noqa: E402
 from radcnn.errors import ConfigError  # noqa: E402
 from radcnn.federated.config import FederatedConfig  # noqa: E402
 from radcnn.federated.simulate import simulate  # noqa: E402
-from radcnn.runs import FEDERATED_HISTORY, FEDERATED_PARTITIONS, GLOBAL_MODEL, RunDir, partial_dir  # noqa: E402
+from radcnn.runs import FEDERATED_BASELINES, FEDERATED_HISTORY, FEDERATED_PARTITIONS, GLOBAL_MODEL, RunDir, partial_dir  # noqa: E402
 
 BACKEND = {
     "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
@@ -64,6 +64,18 @@ def test_simulation_writes_a_radcnn_run_and_resumes(fed_config, phantom, tmp_pat
     image = phantom.parent / table["path"].iloc[0]
     assert main(["predict", str(out), str(image), "--format", "json"]) == 0
     assert "nodule" in capsys.readouterr().out
+
+    # baselines (centralised, each site alone: 2 rounds × 1 epoch = 2 epochs) and `radcnn report` on the run
+    assert main(["federated", "baselines", str(out)]) == 0
+    baselines = RunDir(out).read_json(FEDERATED_BASELINES)
+    assert baselines["epochs"] == 2 and [s["name"] for s in baselines["sites"]] == ["site_a", "site_b", "site_c"]
+    assert baselines["centralised"]["train_images"] == sum(s["train_images"] for s in baselines["sites"])
+    assert main(["report", str(out), "--bootstrap", "0", "--no-explain"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert [r["round"] for r in report["federated"]["rounds"]] == [1, 2]
+    assert len(report["federated"]["comparison"]) == 5
+    html = (out / "report.html").read_text()
+    assert "Federated learning" in html and "site_b alone" in html
 
 
 def test_a_dying_client_and_a_nan_client_are_left_out_and_the_round_completes(fed_config, tmp_path, monkeypatch):
