@@ -105,3 +105,19 @@ def test_fedprox_and_fedadam_keep_the_guard():
     for name in ("fedprox", "fedadam"):
         strategy = make_strategy(FederatedConfig(strategy=name))
         assert type(strategy).__name__.startswith("Guarded") and hasattr(strategy, "round_log")
+
+
+def test_fedadam_steps_from_the_guarded_average_by_hand():
+    strategy = make_strategy(FederatedConfig(strategy="fedadam", server_lr=0.01, min_train_nodes=1))
+    strategy.expected = {k: (v.shape, str(v.dtype)) for k, v in GLOBAL.items()}
+    strategy.current_arrays = {k: v.copy() for k, v in GLOBAL.items()}  # what configure_train records
+    replies = [
+        _reply(1, {"w": np.full((2, 3), 1.0, np.float32), "b": np.full(3, 1.0, np.float32)}, n=10),
+        _reply(2, {"w": np.full((2, 3), 4.0, np.float32), "b": np.full(3, 4.0, np.float32)}, n=30),
+        _reply(3, {"w": np.full((2, 3), np.inf, np.float32), "b": np.zeros(3, np.float32)}, n=50),
+    ]
+    arrays, _ = strategy.aggregate_train(1, replies)
+    delta = 3.25  # the weighted mean of the two finite updates, minus the global weights (0)
+    m, v = 0.1 * delta, 0.01 * delta**2  # (1 - beta_1)·Δ, (1 - beta_2)·Δ²
+    eta = 0.01 * np.sqrt(1 - 0.99**2) / (1 - 0.9**2)  # bias-corrected server learning rate at round 1
+    np.testing.assert_allclose(arrays["w"].numpy(), np.full((2, 3), eta * m / (np.sqrt(v) + 1e-3)), rtol=1e-5)
