@@ -15,6 +15,8 @@ import pytest
 
 pytest.importorskip("flwr")
 
+pytestmark = pytest.mark.slow  # Flower's engines and real training: a minute or two each
+
 from radcnn.errors import FederatedError  # noqa: E402
 from radcnn.federated import processes  # noqa: E402
 from radcnn.federated.deploy import (  # noqa: E402

@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 
 pytest.importorskip("flwr")
+
+pytestmark = pytest.mark.slow  # Flower's engines and real training: a minute or two each
 pytest.importorskip("ray")
 
 from radcnn.cli.app import main  # noqa: E402
