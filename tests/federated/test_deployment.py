@@ -6,7 +6,6 @@ left running. Bad input on the way: a CA that did not sign the SuperLink's certi
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -20,11 +19,9 @@ pytestmark = pytest.mark.slow  # Flower's engines and real training: a minute or
 from radcnn.errors import FederatedError  # noqa: E402
 from radcnn.federated import processes  # noqa: E402
 from radcnn.federated.deploy import (  # noqa: E402
-    check_port_free,
     free_port,
     generate_certificates,
     probe_superlink,
-    verify_certificate,
 )
 from radcnn.runs import FEDERATED_HISTORY, RunDir  # noqa: E402
 
@@ -110,22 +107,3 @@ def test_superlink_and_three_supernodes_with_tls(fed_config, tmp_path):
         processes.stop(started)
     time.sleep(1)
     assert not [pid for pid in every if processes._alive(pid)], "processes left running"
-
-
-def test_certificate_checks(tmp_path):
-    made = generate_certificates(tmp_path / "a")
-    verify_certificate(made.ca, made.server_cert, host="127.0.0.1")
-    other = generate_certificates(tmp_path / "b")
-    with pytest.raises(FederatedError, match="does not verify against the CA"):
-        verify_certificate(other.ca, made.server_cert)
-    with pytest.raises(FederatedError, match="is for 127.0.0.1, localhost, not 10.0.0.7"):
-        verify_certificate(made.ca, made.server_cert, host="10.0.0.7")
-
-
-def test_port_in_use_is_named(tmp_path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        port = sock.getsockname()[1]
-        with pytest.raises(FederatedError, match=f"port {port} on 127.0.0.1 is already in use"):
-            check_port_free("127.0.0.1", port)
