@@ -121,3 +121,17 @@ def test_fedadam_steps_from_the_guarded_average_by_hand():
     m, v = 0.1 * delta, 0.01 * delta**2  # (1 - beta_1)·Δ, (1 - beta_2)·Δ²
     eta = 0.01 * np.sqrt(1 - 0.99**2) / (1 - 0.9**2)  # bias-corrected server learning rate at round 1
     np.testing.assert_allclose(arrays["w"].numpy(), np.full((2, 3), eta * m / (np.sqrt(v) + 1e-3)), rtol=1e-5)
+
+
+def test_client_errors_are_shortened_to_one_line():
+    from radcnn.federated.strategy import short_reason
+
+    ray = (
+        "<class 'ray.exceptions.RayTaskError(ClientAppException)'>:<'ray::ClientAppActor.run() (pid=1)\n  File x\n"
+        "flwr.clientapp.client_app.ClientAppException: \nException ClientAppException occurred. Message: client 1 "
+        "(site_b) has no training images with known labels for nodule'>"
+    )
+    assert short_reason(ray) == "client 1 (site_b) has no training images with known labels for nodule"
+    died = "<class 'ray.exceptions.ActorDiedError'>:<'The actor died unexpectedly.\n\tclass_name: ClientAppActor'>"
+    assert short_reason(died) == "ActorDiedError: The actor died unexpectedly."
+    assert short_reason("node unavailable") == "node unavailable"

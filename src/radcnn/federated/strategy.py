@@ -14,6 +14,7 @@ Adam step of FedAdam (Reddi et al. 2021).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 
 import numpy as np
@@ -24,6 +25,20 @@ from radcnn.federated.config import FederatedConfig
 log = logging.getLogger(__name__)
 
 NUM_EXAMPLES = "num-examples"
+
+
+def short_reason(reason: str) -> str:
+    """A client error as one line: Flower wraps it as "<class 'X'>:<'message'>" (and Ray adds its traceback, and
+    ClientAppException a "Message: " prefix); keep the exception's name and its message."""
+    text = str(reason)
+    if "Message: " in text:
+        text = text.rsplit("Message: ", 1)[1]
+    else:
+        match = re.match(r"<class '([^']+)'>:<'(.*)'>\s*$", text, re.S)
+        if match:
+            text = f"{match.group(1).rsplit('.', 1)[-1]}: {match.group(2)}"
+    text = text.strip().removesuffix("'>").strip()
+    return text.splitlines()[0].strip() if text else "no reason given"
 
 
 def check_reply(content, expected: dict[str, tuple[tuple[int, ...], str]]) -> str | None:
@@ -68,7 +83,11 @@ class GuardMixin:
         accepted, rejected = [], []
         for msg in replies:
             node = msg.metadata.src_node_id
-            reason = f"client error: {msg.error.reason}" if msg.has_error() else check_reply(msg.content, self.expected)
+            reason = (
+                f"client error: {short_reason(msg.error.reason)}"
+                if msg.has_error()
+                else check_reply(msg.content, self.expected)
+            )
             if reason is None:
                 accepted.append(msg)
                 continue
@@ -104,7 +123,7 @@ class GuardMixin:
         for msg in replies:
             if msg.has_error():
                 log.warning("round %d: evaluation failed on node %s: %s", self.round_offset + server_round,
-                            msg.metadata.src_node_id, msg.error.reason)  # fmt: skip
+                            msg.metadata.src_node_id, short_reason(msg.error.reason))  # fmt: skip
             elif msg.content["metrics"].get(NUM_EXAMPLES, 0) > 0:
                 usable.append(msg)
         entry = self.round_log.setdefault(self.round_offset + server_round, {})
