@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +184,7 @@ def _finish(run: RunDir, data: PreparedData, config: RunConfig) -> None:
     """Decision thresholds of the best global model, chosen on val exactly as `radcnn train` does."""
     from radcnn.training.fit import _choose_thresholds  # noqa: PLC2701 (the one threshold rule of radcnn)
 
-    _choose_thresholds(run, data, replace(config))
+    _choose_thresholds(run, data, config)
 
 
 app = make_server_app()
