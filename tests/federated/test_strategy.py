@@ -135,3 +135,14 @@ def test_client_errors_are_shortened_to_one_line():
     died = "<class 'ray.exceptions.ActorDiedError'>:<'The actor died unexpectedly.\n\tclass_name: ClientAppActor'>"
     assert short_reason(died) == "ActorDiedError: The actor died unexpectedly."
     assert short_reason("node unavailable") == "node unavailable"
+
+
+def test_clients_that_never_replied_are_counted_and_logged(caplog):
+    strategy = _strategy()
+    strategy.sent = 3  # three training messages went out; one client vanished without a reply
+    replies = [_reply(k, {"w": np.ones((2, 3), np.float32), "b": np.ones(3, np.float32)}) for k in (1, 2)]
+    with caplog.at_level(logging.WARNING, logger="radcnn.federated.strategy"):
+        strategy.aggregate_train(1, replies)
+    assert "1 of 3 sampled clients sent no reply" in caplog.text
+    entry = strategy.round_log[1]
+    assert (entry["sampled"], entry["replies"], entry["accepted"]) == (3, 2, 2)

@@ -73,10 +73,13 @@ class GuardMixin:
         self.expected: dict[str, tuple[tuple[int, ...], str]] = {}
         self.round_log: dict[int, dict] = {}
         self.round_offset = 0  # rounds already done before a resume
+        self.sent = 0  # training messages sent this round
 
     def configure_train(self, server_round, arrays, config, grid):
         self.expected = {k: (tuple(v.shape), str(v.dtype)) for k, v in arrays.items()}
-        return super().configure_train(server_round, arrays, config, grid)
+        messages = list(super().configure_train(server_round, arrays, config, grid))
+        self.sent = len(messages)
+        return messages
 
     def aggregate_train(self, server_round: int, replies: Iterable):
         replies = list(replies)
@@ -93,9 +96,16 @@ class GuardMixin:
                 continue
             log.warning("round %d: rejected the update of node %s: %s", self.round_offset + server_round, node, reason)
             rejected.append({"node": int(node), "reason": str(reason)})
-        entry = self.round_log.setdefault(self.round_offset + server_round, {})
+        number = self.round_offset + server_round
+        missing = max(self.sent - len(replies), 0)
+        if missing:  # Flower returns what arrived within round-timeout; a client that vanished sends nothing
+            log.warning(
+                "round %d: %d of %d sampled clients sent no reply within round-timeout", number, missing, self.sent
+            )
+        entry = self.round_log.setdefault(number, {})
         entry.update(
             {
+                "sampled": max(self.sent, len(replies)),
                 "replies": len(replies),
                 "accepted": len(accepted),
                 "rejected": rejected,
@@ -104,9 +114,11 @@ class GuardMixin:
         )
         if len(accepted) < max(1, self.min_train_nodes):
             entry["aggregated"] = False
-            reasons = "; ".join(f"node {r['node']}: {r['reason']}" for r in rejected) or "no replies"
+            reasons = [f"node {r['node']}: {r['reason']}" for r in rejected]
+            reasons += [f"{missing} client(s) sent no reply within round-timeout"] if missing else []
+            reasons = "; ".join(reasons) or "no replies"
             raise FederatedError(
-                f"round {self.round_offset + server_round}: {len(accepted)} of {len(replies)} client updates could be "
+                f"round {number}: {len(accepted)} of {entry['sampled']} client updates could be "
                 f"used, fewer than min-train-nodes {self.min_train_nodes} — {reasons}"
             )
         entry["aggregated"] = True
