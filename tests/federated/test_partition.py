@@ -88,3 +88,18 @@ def test_report_counts_by_hand():
     }  # fmt: skip
     assert s1["splits"]["val"] == {"images": 1, "patients": 1, "positives": {"nodule": 0}, "known": {"nodule": 0}}
     assert s2["splits"]["train"]["positives"] == {"nodule": 1} and s2["splits"]["val"]["images"] == 1
+
+
+def test_the_server_counts_sites_from_the_data_whatever_min_available_nodes_says():
+    from types import SimpleNamespace
+
+    from radcnn.federated.config import FederatedConfig
+    from radcnn.federated.task import server_partitions
+
+    table, labels = _table()
+    manifest = SimpleNamespace(table=table, labels=lambda: labels)
+    data = SimpleNamespace(manifest=manifest)
+    parts = server_partitions(data, FederatedConfig(min_available_nodes=2), seed=0)  # 3 sites, 2 awaited
+    assert parts.names == ("site_a", "site_b", "site_c")
+    parts = server_partitions(data, FederatedConfig(partition="iid", min_available_nodes=2), seed=0)
+    assert parts.names == ("client_0", "client_1")

@@ -73,7 +73,7 @@ def run_server(grid, fed: FederatedConfig) -> Path:
 
             run.write_config(config)
             write_data_record(run, data, key=data_key(config.data))
-            parts = task.partitions_of(data, fed, fed.num_partitions or fed.min_available_nodes, seed)
+            parts = task.server_partitions(data, fed, seed)
             report = partition_report(data.manifest.table, data.manifest.labels(), data.label_names, parts)
             run.write_json(FEDERATED_PARTITIONS, {"scheme": fed.partition, "clients": report})
         _rounds(grid, fed, config, data, spec, run, seed)

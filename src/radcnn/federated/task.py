@@ -84,6 +84,13 @@ def partitions_of(data: PreparedData, fed: FederatedConfig, num_partitions: int,
     )
 
 
+def server_partitions(data: PreparedData, fed: FederatedConfig, seed: int) -> Partitioning:
+    """The partition as the server sees it: by site, as many clients as the data have sites; otherwise
+    num-partitions, or min-available-nodes when that is 0."""
+    count = fed.num_partitions or (0 if fed.partition == "site" else fed.min_available_nodes)
+    return partitions_of(data, fed, count, seed)
+
+
 @dataclass
 class ClientData:
     name: str
