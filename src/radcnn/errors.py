@@ -11,6 +11,7 @@ RadcnnError
 ├── ModelError             weights that do not fit, checkpoints that cannot be loaded
 ├── TrainingError          training diverged (NaN loss) or cannot continue
 ├── RunDirectoryError      a run directory exists / is missing / is incomplete
+├── FederatedError         a federated run cannot go on (no usable client update, TLS, ports, peers)
 ├── Interrupted            Ctrl-C: says what was saved and how to continue (the CLI exits with 130)
 └── PrivacyError           de-identification and encryption failures
     ├── DeidentificationError
@@ -88,6 +89,10 @@ class TrainingError(RadcnnError):
 
 class RunDirectoryError(RadcnnError):
     """A run directory is in a state that would make the command unsafe."""
+
+
+class FederatedError(RadcnnError):
+    """A federated run cannot go on: no client update could be used, a certificate does not verify, a port is taken."""
 
 
 class Interrupted(RadcnnError):

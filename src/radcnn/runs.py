@@ -21,6 +21,13 @@ Layout of a run directory::
     report.html, report.json `radcnn report`
     explain_eval.json        `radcnn explain-eval` scores
 
+A federated run (`radcnn federated`) is the same directory plus::
+
+    checkpoints/global_model.safetensors   the global model after the last completed round (for resume)
+    federated/history.json   per round: server-side val metrics, accepted/rejected client updates, client metrics
+    federated/partitions.json   the partition report: images, patients, class balance per client and split
+    federated/baselines.json    optional: centralised and site-alone training on the same data, for comparison
+
 Encryption at rest: a run trained on encrypted data stores every file that lists patients, labels or pixels
 (split.csv, skipped.csv, predictions, the report) encrypted as ``<name>.rcenc`` with the data key; the aggregate
 files (config, metrics, logs) stay readable. `RunDir` reads either variant transparently, given the key (or the
@@ -72,6 +79,11 @@ REPORT_HTML = "report.html"
 REPORT_JSON = "report.json"
 EXPLAIN_EVAL = "explain_eval.json"
 CALIBRATION = "calibration.json"
+GLOBAL_MODEL = "checkpoints/global_model.safetensors"
+FEDERATED_HISTORY = "federated/history.json"
+FEDERATED_PARTITIONS = "federated/partitions.json"
+FEDERATED_BASELINES = "federated/baselines.json"
+RESUMABLE = (CHECKPOINT, GLOBAL_MODEL)  # either makes an interrupted run resumable
 
 
 def metrics_name(split: str = "test") -> str:
@@ -270,7 +282,7 @@ class RunStaging:
 
     def discard_unless_resumable(self) -> bool:
         """After a failure: keep the partial run only if it has a checkpoint to resume from; True when kept."""
-        if (self.run.path / CHECKPOINT).is_file():
+        if any((self.run.path / name).is_file() for name in RESUMABLE):
             return True
         shutil.rmtree(self.run.path, ignore_errors=True)
         return False
@@ -283,7 +295,7 @@ def check_destination(run_dir: str | os.PathLike[str], *, overwrite: bool = Fals
         raise RunDirectoryError("--resume and --overwrite exclude each other")
     partial = partial_dir(run_dir)
     if resume:
-        if not (partial / CHECKPOINT).is_file():
+        if not any((partial / name).is_file() for name in RESUMABLE):
             done = " (that run is complete)" if is_run(run_dir) else ""
             raise RunDirectoryError(f"{run_dir}: nothing to resume — no interrupted run with a checkpoint{done}")
         return

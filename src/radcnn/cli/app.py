@@ -42,6 +42,7 @@ SUBCOMMAND_MODULES = (
     "serve",
     "dicom_node",
     "export",
+    "federated",
 )
 
 

@@ -50,6 +50,7 @@ from radcnn.reporting.report_data import (
 )
 from radcnn.reporting.report_explain import find_explainer
 from radcnn.reporting.report_external import external_section, operating_section
+from radcnn.reporting.report_federated import federated_section
 from radcnn.runs import REPORT_HTML, REPORT_JSON, RunDir, metrics_name, predictions_name
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,7 @@ def generate_report(
         "subgroups": subgroups,
         "training": training,
         "privacy": run.privacy(),  # DP-SGD runs: target and spent (ε, δ), ε per epoch; None otherwise
+        "federated": federated_section(run),
         "explanations": {"method": "Grad-CAM", "included": explainer is not None, "note": explanation_note},
         "synthetic_data": synthetic,
         "figures": sorted(figures),
