@@ -107,8 +107,13 @@ def main(argv: list[str] | None = None) -> int:
         # radcnn answers Ctrl-C (or `kill -INT`) even when a shell started it with SIGINT ignored (background jobs),
         # and with its own exception: click would turn a KeyboardInterrupt into a silent exit 130.
         previous = signal.signal(signal.SIGINT, _stop)
+    # The root logging handler and the warning filters set by `_root` belong to this call only: a caller that runs
+    # main() in-process (tests, notebooks) gets its own logging and warnings back afterwards.
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
     try:
-        app(args=argv, prog_name="radcnn", standalone_mode=True)
+        with warnings.catch_warnings():
+            app(args=argv, prog_name="radcnn", standalone_mode=True)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except Interrupted as exc:
@@ -127,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
     finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
     return 0
