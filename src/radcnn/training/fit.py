@@ -196,6 +196,7 @@ def _train_into(config: RunConfig, data: PreparedData, run: RunDir, *, resume: b
         label_names=output_names,
         window=config.data.window,
         task=task,
+        tta=config.train.tta,
     )
     if not resume:
         write_data_record(run, data, key=data_key(config.data))
@@ -300,7 +301,7 @@ def _choose_thresholds(run: RunDir, data: PreparedData, config: RunConfig) -> Mo
     method = config.train.threshold_method
     if method == "fixed" or spec.task == "multiclass":  # multi-class decisions are the arg-max class
         return spec
-    probs = predict_probabilities(model, data.splits["val"].images)
+    probs = predict_probabilities(model, data.splits["val"].images, task=spec.task, tta=spec.tta)
     labels = data.splits["val"].labels
     thresholds = []
     for j in range(labels.shape[1]):
