@@ -43,7 +43,9 @@ def shift_replicate(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return padded[..., pad - dy : pad - dy + h, pad - dx : pad - dx + w]
 
 
-def forward_probabilities(model: nn.Module, x: torch.Tensor, *, task: str = "binary", tta: str = "none") -> torch.Tensor:
+def forward_probabilities(
+    model: nn.Module, x: torch.Tensor, *, task: str = "binary", tta: str = "none"
+) -> torch.Tensor:
     """Probabilities of one batch, averaged over the `tta` views (float32)."""
     views = tta_views(x, tta)
     if len(views) == 1:

@@ -208,6 +208,11 @@ def _train_into(config: RunConfig, data: PreparedData, run: RunDir, *, resume: b
     with torch.random.fork_rng(devices=[]), _sigint_raises():
         torch.manual_seed(config.train.seed)
         model = _initial_model(config, spec, run)
+        if getattr(model, "is_classic", False):  # HOG/LBP baselines: one scikit-learn fit, no epochs
+            from radcnn.training.classic import train_classic
+
+            train_classic(model, spec, data, run, seed=config.train.seed)
+            return _finish(run, data, config, precision="32", epochs_run=1)
         module = build_module(config, model, data.splits["train"].labels, precision, task=task)
         trainer = build_trainer(config, run.path, spec, precision)
         datamodule = RadiographDataModule(
@@ -224,6 +229,10 @@ def _train_into(config: RunConfig, data: PreparedData, run: RunDir, *, resume: b
         epochs_run = int(trainer.current_epoch)
     if earlier_log is not None:
         _merge_metrics_log(run, earlier_log)
+    return _finish(run, data, config, precision=precision, epochs_run=epochs_run)
+
+
+def _finish(run: RunDir, data: PreparedData, config: RunConfig, *, precision: str, epochs_run: int) -> FitResult:
     spec = _choose_thresholds(run, data, config)
     best = run.best()
     return FitResult(run.path, best["epoch"], best.get("val_auc"), spec, precision, epochs_run, len(data.skipped))
