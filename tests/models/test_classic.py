@@ -107,3 +107,14 @@ def test_classic_baseline_through_the_cli(tmp_path, stripes_npz, name):
     )
     rows = json.loads(out.read_text())
     assert len(rows) == 4
+
+
+def test_gradient_explanations_are_refused_for_a_classic_model(capsys):
+    from radcnn.explain.registry import ExplanationError
+    from radcnn.explain.run import check_gradients
+
+    with pytest.raises(
+        ExplanationError, match="no gradients, so gradcam, integrated_gradients do not apply.*occlusion"
+    ):
+        check_gradients(ClassicModel("lbp_hgb"), ["gradcam", "integrated_gradients", "occlusion"])
+    check_gradients(ClassicModel("lbp_hgb"), ["occlusion", "lime"])  # perturbation methods need no gradients
