@@ -115,7 +115,7 @@ class TrainConfig:
     threshold_method: str = "youden"  # how the decision threshold is chosen on the validation split
     threshold_target: float | None = None  # e.g. 0.95 with threshold_method "sensitivity"
     progress_bar: bool = True
-    augment: str = "none"  # augmentation preset for the training split only: none | light | standard | strong
+    augment: str = "none"  # augmentation preset for the training split only: none | light | standard | strong | shift
     class_balance: str = "none"  # none | pos_weight (weighted loss) | sampler (balanced batches)
     lr_schedule: str = "none"  # none | cosine | plateau
     weight_decay: float = 0.0
@@ -124,6 +124,10 @@ class TrainConfig:
     devices: int = 1  # > 1: data-parallel processes (Lightning DDP; gloo on CPU)
     checkpoint_every_epoch: bool = True  # atomic checkpoints/last.ckpt after every epoch, for --resume
     task: str = "auto"  # "binary" (sigmoid per label, also multi-label) | "multiclass" (softmax) | "auto"
+    weight_averaging: str = "none"  # "none" | "ema" (Lightning's EMAWeightAveraging of the weights, every step)
+    ema_decay: float = 0.99  # EMA decay per optimiser step (0.99: the last ~100 steps dominate)
+    model_selection: str = "best_val"  # "best_val" (epoch with the highest val AUC) | "last" (fixed schedule)
+    tta: str = "none"  # test-time augmentation stored in the model: "none" | "flip" | "flip_shift"
     dp: DPConfig = field(default_factory=DPConfig)  # differential privacy (DP-SGD); off by default
 
     def __post_init__(self) -> None:
@@ -132,7 +136,10 @@ class TrainConfig:
         if self.precision not in ("auto", "32", "bf16"):
             raise ConfigError(f"train.precision must be 'auto', '32' or 'bf16', got {self.precision!r}")
         choices = {
-            "augment": ("none", "light", "standard", "strong"),
+            "augment": ("none", "light", "standard", "strong", "shift"),
+            "weight_averaging": ("none", "ema"),
+            "model_selection": ("best_val", "last"),
+            "tta": ("none", "flip", "flip_shift"),
             "class_balance": ("none", "pos_weight", "sampler"),
             "lr_schedule": ("none", "cosine", "plateau"),
             "threshold_method": ("youden", "sensitivity", "specificity", "f1", "fixed"),
@@ -148,6 +155,8 @@ class TrainConfig:
                 f"(e.g. 0.95) and not allowed otherwise; got method {self.threshold_method!r}, "
                 f"target {self.threshold_target!r}"
             )
+        if not 0.0 < self.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay must be in (0, 1), e.g. 0.99; got {self.ema_decay!r}")
         if self.accumulate_grad_batches < 1 or self.devices < 1 or self.early_stopping_patience < 0:
             raise ConfigError("train.accumulate_grad_batches and train.devices must be ≥ 1, patience ≥ 0")
         if isinstance(self.dp, dict):  # TrainConfig(dp={...}) from Python code

@@ -8,7 +8,7 @@ from radcnn.explain.localisation import mass_inside, pointing_game
 from radcnn.explain.registry import ExplainSettings, ExplanationError
 from radcnn.explain.run import explain_images
 from radcnn.explain.targets import ScoredModel
-from radcnn.models.registry import create_model, model_names
+from radcnn.models.registry import create_model, neural_model_names
 from radcnn.models.spec import ModelSpec
 
 EXPECTED_LAYER = {
@@ -20,7 +20,7 @@ EXPECTED_LAYER = {
 }
 
 
-@pytest.mark.parametrize("name", model_names())
+@pytest.mark.parametrize("name", neural_model_names())
 def test_target_layer_is_found_for_every_registered_model_and_gradcam_runs(name):
     model = create_model(name, input_size=(32, 32)).eval()
     assert find_target_layer(model, (1, 32, 32)) == EXPECTED_LAYER[name]

@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from radcnn.errors import ConfigError, ModelError, UnknownNameError
 from radcnn.models.checkpoint import save_model
-from radcnn.models.registry import create_model, model_names
+from radcnn.models.registry import create_model, neural_model_names
 from radcnn.models.spec import ModelSpec
 from radcnn.models.transfer import (
     HEADS,
@@ -326,7 +326,7 @@ def test_safetensors_state_dict_without_spec_and_half_precision(tmp_path):
 
 
 # --- backbone / head split over every registered model -----------------------------------------------------------
-@pytest.mark.parametrize("name", model_names())
+@pytest.mark.parametrize("name", neural_model_names())
 def test_split_freeze_and_parameter_groups(name):
     model = _model(name)
     backbone, head = split_backbone_head(model, name)

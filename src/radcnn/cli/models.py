@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
         table = Table(title="registered models")
         table.add_column("name")
         table.add_column("description")
+        table.add_column("family")
         for info in model_infos():
-            table.add_row(info.name, info.summary)
+            table.add_row(info.name, info.summary, ", ".join(info.tags) or "radcnn")
         console.print(table)

@@ -44,6 +44,9 @@ OPTION_FIELDS = {
     "dp_epsilon": ("train", "dp.epsilon"),
     "dp_delta": ("train", "dp.delta"),
     "dp_max_grad_norm": ("train", "dp.max_grad_norm"),
+    "weight_averaging": ("train", "weight_averaging"),
+    "model_selection": ("train", "model_selection"),
+    "tta": ("train", "tta"),
 }
 
 
@@ -96,7 +99,10 @@ def register(app: typer.Typer) -> None:
         lr: float = typer.Option(None, help="Adam learning rate (default 1e-3)."),
         seed: int = typer.Option(None, help="Seed for split, initialisation, shuffling and augmentation (default 0)."),
         precision: str = typer.Option(None, help="auto | 32 | bf16 (auto: bf16 on AMX/AVX-512-bf16 CPUs)."),
-        augment: str = typer.Option(None, help="none | light | standard | strong (training split only)."),
+        augment: str = typer.Option(None, help="none | light | standard | strong | shift (training split only)."),
+        weight_averaging: str = typer.Option(None, help="none | ema (exponential moving average of the weights)."),
+        model_selection: str = typer.Option(None, help="best_val (highest val AUC) | last (fixed schedule)."),
+        tta: str = typer.Option(None, help="Test-time augmentation stored in the model: none | flip | flip_shift."),
         class_balance: str = typer.Option(None, help="none | pos_weight | sampler."),
         lr_schedule: str = typer.Option(None, help="none | cosine | plateau."),
         early_stopping: int = typer.Option(None, help="Stop after this many epochs without val AUC gain (0 = off)."),

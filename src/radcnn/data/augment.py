@@ -2,31 +2,42 @@
 
 Radiographs tolerate small geometric changes (patient positioning) and exposure/contrast changes (different
 scanners), but not large rotations or vertical flips (anatomy has an up and a down). Left-right flips are kept
-in "standard" and "strong": the tasks radcnn ships (nodule, consolidation) are not lateralised. Every transform's
-random state comes from the preset's seed, so an augmented run is reproducible.
+in "standard", "strong" and "shift": the tasks radcnn ships (nodule, consolidation, pneumonia) are not
+lateralised. Every transform's random state comes from the preset's seed, so an augmented run is reproducible.
+
+"shift" is built for cohort shift rather than for the validation split: cohorts differ in exposure and
+processing far more than in geometry, so it keeps the geometry small (left-right flip, a shift of at most
+``SHIFT_FRACTION`` of the side, i.e. ±2 px at 28 px) and spends its randomness on appearance — gamma/contrast,
+intensity scale and offset, blur and noise — each drawn from the ranges in ``SHIFT_RANGES``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-PRESETS = ("none", "light", "standard", "strong")
+PRESETS = ("none", "light", "standard", "strong", "shift")
+
+# Appearance ranges of the "shift" preset (documented in docs/training.md; tests check the outputs stay in them).
+SHIFT_FRACTION = 2 / 28  # largest translation, as a fraction of the image side (±2 px at 28 px)
+SHIFT_RANGES = {
+    "gamma": (0.7, 1.5),  # RandAdjustContrast: x -> x ** gamma after min-max scaling
+    "scale": 0.15,  # RandScaleIntensity: x * (1 + f), f in [-0.15, 0.15]
+    "offset": 0.08,  # RandShiftIntensity: x + o, o in [-0.08, 0.08]
+    "blur_sigma": (0.25, 0.8),  # RandGaussianSmooth, pixels
+    "noise_std": 0.02,  # RandGaussianNoise, largest standard deviation
+}
 
 
-def build_augmentation(preset: str, seed: int = 0):
-    """Return a callable (1, H, W) float32 array → augmented array in [0, 1], or None for "none"."""
+def build_augmentation(preset: str, seed: int = 0, *, image_size: int | None = None):
+    """Return a callable (1, H, W) float32 array → augmented array in [0, 1], or None for "none".
+
+    `image_size` (the side in pixels) sets the "shift" preset's translation in pixels (default: 28 px, i.e. ±2 px).
+    """
     if preset == "none":
         return None
-    from monai.transforms import (
-        Compose,
-        RandAdjustContrast,
-        RandAffine,
-        RandFlip,
-        RandGaussianNoise,
-        RandRotate,
-        RandZoom,
-        ScaleIntensityRange,
-    )
+    if preset == "shift":
+        return _ArrayAugmentation(_shift_steps(image_size), seed)
+    from monai.transforms import RandAdjustContrast, RandAffine, RandFlip, RandGaussianNoise, RandRotate, RandZoom
 
     strength = {"light": 0.5, "standard": 1.0, "strong": 1.6}.get(preset)
     if strength is None:
@@ -47,16 +58,42 @@ def build_augmentation(preset: str, seed: int = 0):
     ]
     if preset != "light":
         steps.insert(0, RandFlip(spatial_axis=1, prob=0.5))
-    steps.append(ScaleIntensityRange(a_min=0.0, a_max=1.0, b_min=0.0, b_max=1.0, clip=True))
-    compose = Compose(steps).set_random_state(seed=seed)
-    return _ArrayAugmentation(compose)
+    return _ArrayAugmentation(steps, seed)
+
+
+def _shift_steps(image_size: int | None) -> list:
+    from monai.transforms import (
+        RandAdjustContrast,
+        RandAffine,
+        RandFlip,
+        RandGaussianNoise,
+        RandGaussianSmooth,
+        RandScaleIntensity,
+        RandShiftIntensity,
+    )
+
+    r = SHIFT_RANGES
+    shift = max(1.0, float(round(SHIFT_FRACTION * (image_size or 28))))
+    return [
+        RandFlip(spatial_axis=1, prob=0.5),
+        # Border padding repeats the edge row instead of inventing a black frame the other cohorts never have.
+        RandAffine(prob=0.8, translate_range=(shift, shift), padding_mode="border"),
+        RandAdjustContrast(gamma=r["gamma"], prob=0.5),
+        RandScaleIntensity(factors=r["scale"], prob=0.5),
+        RandShiftIntensity(offsets=r["offset"], prob=0.5),
+        RandGaussianSmooth(sigma_x=r["blur_sigma"], sigma_y=r["blur_sigma"], prob=0.2),
+        RandGaussianNoise(prob=0.2, std=r["noise_std"]),
+    ]
 
 
 class _ArrayAugmentation:
-    """Applies a MONAI Compose to one image and returns a plain float32 numpy array."""
+    """Applies a MONAI Compose to one image, clips to [0, 1] and returns a plain float32 numpy array."""
 
-    def __init__(self, compose):
-        self.compose = compose
+    def __init__(self, steps: list, seed: int):
+        from monai.transforms import Compose, ScaleIntensityRange
+
+        steps = [*steps, ScaleIntensityRange(a_min=0.0, a_max=1.0, b_min=0.0, b_max=1.0, clip=True)]
+        self.compose = Compose(steps).set_random_state(seed=seed)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         out = self.compose(image)

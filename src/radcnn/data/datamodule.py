@@ -124,7 +124,9 @@ class RadiographDataModule(L.LightningDataModule):
             batch_size=self.batch_size,
             shuffle=True,
             seed=self.seed,
-            augment=build_augmentation(self.augment, seed=self.seed),
+            augment=build_augmentation(
+                self.augment, seed=self.seed, image_size=int(self.splits["train"].images.shape[-1])
+            ),
             balanced=self.balanced,
         )
 

@@ -27,6 +27,7 @@ IG_INTERNAL_BATCH = 32
     "integrated_gradients",
     summary="Integrated Gradients from a black baseline (Captum); signed, sums to the logit change",
     needs_conv=False,
+    needs_grad=True,
     output="logit",
     stochastic=False,
 )
@@ -58,6 +59,7 @@ def gradient_shap_baselines(image: torch.Tensor) -> torch.Tensor:
     "gradient_shap",
     summary="Gradient SHAP: expected gradients over black / mean / blurred baselines (Captum)",
     needs_conv=False,
+    needs_grad=True,
     output="logit",
     stochastic=True,
 )

@@ -217,6 +217,7 @@ def upsample(cam: torch.Tensor, size: tuple[int, int], geometry: Geometry) -> to
     "gradcam",
     summary="Grad-CAM: feature map weighted by mean gradients of the target logit (Captum LayerGradCam)",
     needs_conv=True,
+    needs_grad=True,
     output="logit",
     stochastic=False,
 )
@@ -240,6 +241,7 @@ def gradcam(
     "gradcam_pp",
     summary="Grad-CAM++: pixel-wise weighted positive gradients, better for several lesions per image",
     needs_conv=True,
+    needs_grad=True,
     output="logit",
     stochastic=False,
 )

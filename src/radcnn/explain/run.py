@@ -21,7 +21,14 @@ from torch import nn
 
 from radcnn.explain.inputs import ImageLike, prepare_images
 from radcnn.explain.output import ExplainOutput, write_explanations
-from radcnn.explain.registry import ExplainSettings, get_explainer, parse_methods, require_captum
+from radcnn.explain.registry import (
+    ExplainSettings,
+    ExplanationError,
+    explainer_infos,
+    get_explainer,
+    parse_methods,
+    require_captum,
+)
 from radcnn.explain.targets import ScoredModel, resolve_targets
 from radcnn.models.checkpoint import load_model
 from radcnn.models.spec import ModelSpec
@@ -53,6 +60,20 @@ def image_seeds(seed: int, n: int) -> list[int]:
     return [int(s) for s in np.random.SeedSequence(int(seed)).generate_state(n, dtype=np.uint32)]
 
 
+def check_gradients(model: nn.Module, names: Sequence[str]) -> None:
+    """A model without trainable parameters (the classic HOG/LBP baselines) has no gradients to explain with."""
+    if any(p.requires_grad for p in model.parameters()):
+        return
+    infos = {i.name: i for i in explainer_infos()}
+    refused = [n for n in names if infos[n].extra.get("needs_grad")]
+    if refused:
+        usable = [i.name for i in infos.values() if not i.extra.get("needs_grad")]
+        raise ExplanationError(
+            f"{getattr(model, 'family', type(model).__name__)} has no gradients, so {', '.join(refused)} do not apply; methods that do: "
+            f"{', '.join(usable)}"
+        )
+
+
 def explain_images(model: nn.Module, spec: ModelSpec, images, methods, **options) -> list[ImageExplanation]:
     """Explain each image with each method (the explanations of `explain_batch`; same options)."""
     return explain_batch(model, spec, images, methods, **options)[0]
@@ -79,6 +100,7 @@ def explain_batch(
     """
     require_captum()
     names = parse_methods(methods)
+    check_gradients(model, names)
     settings = settings or ExplainSettings()
     scored = ScoredModel(model, spec)
     prepared, skipped = prepare_images(images, spec, on_error=on_error, key=key)

@@ -138,7 +138,13 @@ def build_from_spec(spec: ModelSpec) -> nn.Module:
 
 
 def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
-    """Load a state dict, naming every missing, unexpected or wrongly shaped tensor on failure."""
+    """Load a state dict, naming every missing, unexpected or wrongly shaped tensor on failure.
+
+    A model whose state has a data-dependent size (the classic baselines' serialised estimators) sizes itself from
+    the file first through its `prepare_state(state)` method."""
+    prepare = getattr(model, "prepare_state", None)
+    if callable(prepare):
+        prepare(state)
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

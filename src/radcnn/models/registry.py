@@ -11,7 +11,7 @@ from radcnn.registry import Registry
 MODELS: Registry = Registry("model")
 
 # Modules whose import registers builders. Imported lazily so that `import radcnn` stays light.
-_BUILDER_MODULES = ("radcnn.models.seed_cnn", "radcnn.models.monai_nets")
+_BUILDER_MODULES = ("radcnn.models.seed_cnn", "radcnn.models.monai_nets", "radcnn.models.classic")
 
 
 def _load_builders() -> None:
@@ -28,6 +28,12 @@ def create_model(name: str, *, in_channels: int = 1, num_outputs: int = 1, **kwa
 def model_names() -> list[str]:
     _load_builders()
     return MODELS.names()
+
+
+def neural_model_names() -> list[str]:
+    """Registered networks trained by gradient descent (every model except the "classic" feature baselines)."""
+    _load_builders()
+    return [info.name for info in MODELS.infos() if "classic" not in info.tags]
 
 
 def model_infos():

@@ -12,6 +12,9 @@ from radcnn.errors import ModelError
 UNIT_RANGE_MONOCHROME2 = "unit_range_monochrome2"
 
 
+TTA_MODES = ("none", "flip", "flip_shift")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything needed to turn an image file into this model's input and its output into decisions."""
@@ -25,11 +28,14 @@ class ModelSpec:
     window: str = "stored"
     thresholds: tuple[float, ...] = ()  # one per label; chosen on the validation split
     threshold_method: str = "default 0.5"
+    tta: str = "none"  # test-time augmentation applied by every prediction path: "none" | "flip" | "flip_shift"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.task not in ("binary", "multiclass"):
             raise ModelError(f"ModelSpec.task must be 'binary' or 'multiclass', got {self.task!r}")
+        if self.tta not in TTA_MODES:
+            raise ModelError(f"ModelSpec.tta must be one of {', '.join(TTA_MODES)}, got {self.tta!r}")
         if not self.thresholds:
             object.__setattr__(self, "thresholds", tuple(0.5 for _ in self.label_names))
         if self.task == "binary" and len(self.thresholds) != len(self.label_names):

@@ -59,7 +59,7 @@ def evaluate_run(
     if len(part) == 0:
         raise DataError(f"the {split} split of {run.path} is empty")
     model, spec = run.load_model()
-    probs = predict_probabilities(model, part.images, task=spec.task)
+    probs = predict_probabilities(model, part.images, task=spec.task, tta=spec.tta)
     groups = part.table["patient_id"].astype(str).to_numpy()
     labels = part.labels
     if spec.task == "multiclass":

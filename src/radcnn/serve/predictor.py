@@ -35,7 +35,7 @@ from radcnn.data.transforms import preprocess
 from radcnn.encryption.format import SUFFIX
 from radcnn.errors import ConfigError, ImageReadError
 from radcnn.models.checkpoint import load_model
-from radcnn.models.inference import logits_to_probabilities
+from radcnn.models.inference import logits_to_probabilities, tta_views
 from radcnn.models.spec import ModelSpec
 from radcnn.runs import RunDir
 from radcnn.serve.heatmap import check_method, compute_heatmaps
@@ -163,8 +163,13 @@ class Predictor:
 
     def predict_batch(self, images: np.ndarray) -> np.ndarray:
         """(N, C, H, W) float32 in [0, 1] → probabilities (N, labels), through the chosen backend."""
-        logits = self._forward(np.ascontiguousarray(images, dtype=np.float32))
-        return logits_to_probabilities(torch.from_numpy(np.asarray(logits)), self.spec.task).numpy()
+        # The model's test-time augmentation (ModelSpec.tta), the same views as radcnn.models.inference averages.
+        views = tta_views(torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)), self.spec.tta)
+        probabilities = [
+            logits_to_probabilities(torch.from_numpy(np.asarray(self._forward(v.contiguous().numpy()))), self.spec.task)
+            for v in views
+        ]
+        return torch.stack(probabilities).mean(dim=0).numpy()
 
     def _decisions(self, row: np.ndarray) -> dict[str, bool]:
         names = self.spec.label_names

@@ -19,21 +19,46 @@ log = logging.getLogger(__name__)
 
 
 class BestModelExport(L.Callback):
-    """After each validation, write `best_model.safetensors` when validation AUC improves.
+    """Write `best_model.safetensors`: with ``selection="best_val"`` after each validation that improves validation
+    AUC; with ``selection="last"`` (a fixed schedule) once, when training ends — the final weights, or the averaged
+    ones when a weight-averaging callback listed before this one has copied them in.
 
     The file holds detached copies of the weights (never a reference to the live, still-training module) and the
-    ModelSpec, written atomically; `best.json` records the epoch and score.
+    ModelSpec, written atomically; `best.json` records the epoch, the score and how the model was selected.
     """
 
-    def __init__(self, run_dir: Path, spec: ModelSpec, monitor: str = "val_auc"):
+    def __init__(self, run_dir: Path, spec: ModelSpec, monitor: str = "val_auc", selection: str = "best_val"):
+        if selection not in ("best_val", "last"):
+            raise ValueError(f"selection must be 'best_val' or 'last', got {selection!r}")
         self.run_dir = Path(run_dir)
         self.spec = spec
         self.monitor = monitor
+        self.selection = selection
         self.best_score = -math.inf
         self.best_epoch: int | None = None
 
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.selection != "last" or not trainer.is_global_zero:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        score = float(value) if value is not None else math.nan
+        self.best_score, self.best_epoch = score, trainer.current_epoch
+        self._save(pl_module, score)
+        log.info("epoch %d: final model kept (fixed schedule), %s = %.4f", self.best_epoch, self.monitor, score)
+
+    def _save(self, pl_module: L.LightningModule, score: float) -> None:
+        save_model(pl_module.model, self.spec, self.run_dir / BEST_MODEL)
+        write_json_atomic(
+            self.run_dir / BEST,
+            {
+                "epoch": self.best_epoch,
+                self.monitor: score if math.isfinite(score) else None,
+                "selection": self.selection,
+            },
+        )
+
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        if trainer.sanity_checking or not trainer.is_global_zero or self.selection != "best_val":
             return
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
@@ -42,11 +67,7 @@ class BestModelExport(L.Callback):
         # The first epoch is always kept so that a run always has a best model, even with an undefined AUC.
         if self.best_epoch is None or score > self.best_score:
             self.best_score, self.best_epoch = score, trainer.current_epoch + 1
-            save_model(pl_module.model, self.spec, self.run_dir / BEST_MODEL)
-            write_json_atomic(
-                self.run_dir / BEST,
-                {"epoch": self.best_epoch, self.monitor: score if math.isfinite(score) else None},
-            )
+            self._save(pl_module, score)
             log.info("epoch %d: new best %s = %.4f", self.best_epoch, self.monitor, score)
 
     def state_dict(self) -> dict:

@@ -209,6 +209,7 @@ def _train_into(config: RunConfig, data: PreparedData, run: RunDir, *, resume: b
         label_names=output_names,
         window=config.data.window,
         task=task,
+        tta=config.train.tta,
     )
     if not resume:
         write_data_record(run, data, key=data_key(config.data))
@@ -222,6 +223,17 @@ def _train_into(config: RunConfig, data: PreparedData, run: RunDir, *, resume: b
     with torch.random.fork_rng(devices=[]), _sigint_raises():
         torch.manual_seed(config.train.seed)
         model = _initial_model(config, spec, run)
+        if getattr(model, "is_classic", False):  # HOG/LBP baselines: one scikit-learn fit, no epochs
+            from radcnn.training.classic import train_classic
+
+            if dp:
+                raise ConfigError(
+                    f"train.dp: DP-SGD trains neural networks; {config.model.name!r} is a classic (scikit-learn) "
+                    "model — set train.dp.epsilon to 0 or choose a neural model (radcnn models)"
+                )
+
+            train_classic(model, spec, data, run, seed=config.train.seed)
+            return _finish(run, data, config, precision="32", epochs_run=1)
         if dp:
             model, spec, changes = dp_fit.fix_for_dp(model, spec)
         module = build_module(config, model, data.splits["train"].labels, precision, task=task)
@@ -243,6 +255,10 @@ def _train_into(config: RunConfig, data: PreparedData, run: RunDir, *, resume: b
         epochs_run = int(trainer.current_epoch)
     if earlier_log is not None:
         _merge_metrics_log(run, earlier_log)
+    return _finish(run, data, config, precision=precision, epochs_run=epochs_run)
+
+
+def _finish(run: RunDir, data: PreparedData, config: RunConfig, *, precision: str, epochs_run: int) -> FitResult:
     spec = _choose_thresholds(run, data, config)
     best = run.best()
     return FitResult(run.path, best["epoch"], best.get("val_auc"), spec, precision, epochs_run, len(data.skipped))
@@ -320,7 +336,7 @@ def _choose_thresholds(run: RunDir, data: PreparedData, config: RunConfig) -> Mo
     method = config.train.threshold_method
     if method == "fixed" or spec.task == "multiclass":  # multi-class decisions are the arg-max class
         return spec
-    probs = predict_probabilities(model, data.splits["val"].images)
+    probs = predict_probabilities(model, data.splits["val"].images, task=spec.task, tta=spec.tta)
     labels = data.splits["val"].labels
     thresholds = []
     for j in range(labels.shape[1]):

@@ -53,7 +53,14 @@ def build_trainer(
     config: RunConfig, work: Path, spec: ModelSpec, precision: str, extra_callbacks: tuple[L.Callback, ...] = ()
 ) -> L.Trainer:
     train = config.train
-    callbacks: list[L.Callback] = [*extra_callbacks, BestModelExport(work, spec)]
+    callbacks: list[L.Callback] = [*extra_callbacks]
+    if train.weight_averaging == "ema":
+        # Lightning's callback (torch AveragedModel underneath): validation runs on the averaged weights, and they
+        # replace the live ones when training ends — before BestModelExport, listed after it, saves them.
+        from lightning.pytorch.callbacks import EMAWeightAveraging
+
+        callbacks.append(EMAWeightAveraging(decay=train.ema_decay))
+    callbacks.append(BestModelExport(work, spec, selection=train.model_selection))
     if train.checkpoint_every_epoch:
         callbacks.append(EpochCheckpoint(work / CHECKPOINT))
     if train.early_stopping_patience > 0:
