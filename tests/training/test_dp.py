@@ -24,7 +24,7 @@ from opacus.accountants.utils import get_noise_multiplier  # noqa: E402
 
 from radcnn.config import DataConfig, DPConfig, ModelConfig, RunConfig, TrainConfig, config_from_dict  # noqa: E402
 from radcnn.errors import ConfigError  # noqa: E402
-from radcnn.models.registry import model_names  # noqa: E402
+from radcnn.models.registry import neural_model_names  # noqa: E402
 from radcnn.training.dp import (  # noqa: E402
     epsilon_after,
     epsilon_spent,
@@ -314,8 +314,12 @@ def test_cli_trains_with_dp_and_refuses_what_dp_cannot_do(small_npz, tmp_path, c
     assert "target ε = 1e-06 at δ = 1e-05 cannot be reached in the planned 5 steps" in error
     assert not (tmp_path / "r3").exists()  # nothing half-written
 
+    assert main([*base, "--out", str(tmp_path / "r4"), "--dp-epsilon", "8", "--model", "hog_logreg"]) == 1
+    assert "DP-SGD trains neural networks; 'hog_logreg' is a classic" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "r4").exists()
 
-@pytest.mark.parametrize("name", model_names())
+
+@pytest.mark.parametrize("name", neural_model_names())
 def test_every_registered_model_takes_a_dp_step(name):
     from radcnn.models.registry import create_model
 
