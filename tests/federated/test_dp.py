@@ -21,12 +21,22 @@ from radcnn.runs import FEDERATED_HISTORY, PRIVACY, RunDir  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def resnet_config(phantom: Path, tmp_path_factory) -> Path:
-    """MONAI ResNet-18 (it has BatchNorm, which DP-SGD must replace) on the 32 px phantom."""
+def small_phantom(tmp_path_factory) -> Path:
+    """30 phantom patients (about 75 images, 32 px) at three sites: per-sample gradients of a ResNet-18 are the
+    cost of this file, so it gets half the shared phantom."""
+    from radcnn.phantom.synth import synthesize_dataset
+
+    root = tmp_path_factory.mktemp("fed-dp-phantom") / "data"
+    return synthesize_dataset(root, n_patients=30, size=32, fmt="png", seed=5).csv_path
+
+
+@pytest.fixture(scope="module")
+def resnet_config(small_phantom: Path, tmp_path_factory) -> Path:
+    """MONAI ResNet-18 (it has BatchNorm, which DP-SGD must replace) on the small phantom."""
     path = tmp_path_factory.mktemp("fed-dp") / "fed-resnet.yaml"
     path.write_text(
         f"""data:
-  source: {phantom}
+  source: {small_phantom}
   image_size: [32, 32]
   label_columns: [nodule]
 model:
@@ -80,7 +90,7 @@ def test_unreachable_epsilon_and_fedprox_are_refused_before_anything_runs(fed_co
 
 
 @pytest.mark.slow
-def test_dp_simulation_accounts_epsilon_per_round_and_the_model_loads(resnet_config, phantom, tmp_path, capsys):
+def test_dp_simulation_accounts_epsilon_per_round_and_the_model_loads(resnet_config, small_phantom, tmp_path, capsys):
     from radcnn.cli.app import main
     from radcnn.federated.simulate import simulate
     from radcnn.models.checkpoint import load_model
@@ -118,8 +128,8 @@ def test_dp_simulation_accounts_epsilon_per_round_and_the_model_loads(resnet_con
     model, spec = load_model(run.file("best_model.safetensors"))
     kinds = {type(m).__name__ for m in model.modules()}
     assert spec.model_kwargs.get("norm") == "group" and "GroupNorm" in kinds and "BatchNorm2d" not in kinds
-    table = pd.read_csv(phantom)
-    assert main(["predict", str(out), str(phantom.parent / table["path"].iloc[0]), "--format", "json"]) == 0
+    table = pd.read_csv(small_phantom)
+    assert main(["predict", str(out), str(small_phantom.parent / table["path"].iloc[0]), "--format", "json"]) == 0
     printed = capsys.readouterr().out
     rows = json.loads(printed[printed.index("[") : printed.rindex("]") + 1])
     assert len(rows) == 1 and 0 <= rows[0]["nodule_probability"] <= 1
