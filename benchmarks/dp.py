@@ -33,6 +33,8 @@ from radcnn.models.inference import predict_probabilities
 from radcnn.runs import RunDir
 from radcnn.training.fit import fit
 
+DEFAULT_NPZ = Path("../shared/data/pneumoniamnist_dev.npz")
+
 
 def val_auc(run_dir: Path, npz: Path) -> float:
     """ROC AUC on the official val split of the run's saved model, computed by scikit-learn."""
@@ -64,55 +66,58 @@ def train(npz: Path, out: Path, train_config: TrainConfig, model: str, size: int
     }, seconds
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--npz", type=Path, default=Path("../shared/data/pneumoniamnist_dev.npz"))
-    parser.add_argument("--model", default="seed_cnn")
-    parser.add_argument("--size", type=int, default=28)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--epsilon", type=float, default=8.0)
-    parser.add_argument("--dp-batch-size", type=int, default=512)
-    parser.add_argument("--dp-lr", type=float, default=1e-3)
-    parser.add_argument("--class-balance", default="pos_weight", help="for both runs (none | pos_weight)")
-    parser.add_argument("--max-grad-norm", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+def compare(
+    npz: Path = DEFAULT_NPZ,
+    *,
+    model: str = "seed_cnn",
+    size: int = 28,
+    epochs: int = 5,
+    epsilon: float = 8.0,
+    dp_batch_size: int = 512,
+    dp_lr: float = 1e-3,
+    class_balance: str = "pos_weight",
+    max_grad_norm: float = 1.0,
+    seed: int = 0,
+) -> dict:
+    """Train the non-private and the DP-SGD run and return the comparison (the JSON object `main` prints); also
+    used by benchmarks/federated.py for its dp_* keys."""
+    a = argparse.Namespace(npz=Path(npz), model=model, size=size, epochs=epochs, epsilon=epsilon,
+                           dp_batch_size=dp_batch_size, dp_lr=dp_lr, class_balance=class_balance,
+                           max_grad_norm=max_grad_norm, seed=seed)  # fmt: skip
     wall = time.perf_counter()
     common = {
-        "epochs": args.epochs,
-        "seed": args.seed,
+        "epochs": a.epochs,
+        "seed": a.seed,
         "precision": "32",
         "progress_bar": False,
-        "class_balance": args.class_balance,
+        "class_balance": a.class_balance,
     }
     plain = TrainConfig(**common)  # the seed recipe: Adam 1e-3, batch 32
     private = TrainConfig(
         **common,
-        batch_size=args.dp_batch_size,
-        lr=args.dp_lr,
-        dp=DPConfig(epsilon=args.epsilon, max_grad_norm=args.max_grad_norm),
+        batch_size=a.dp_batch_size,
+        lr=a.dp_lr,
+        dp=DPConfig(epsilon=a.epsilon, max_grad_norm=a.max_grad_norm),
     )
     with tempfile.TemporaryDirectory(prefix="radcnn-dp-bench-") as tmp:
-        nondp, nondp_s = train(args.npz, Path(tmp) / "nondp", plain, args.model, args.size)
-        dp, dp_s = train(args.npz, Path(tmp) / "dp", private, args.model, args.size)
+        nondp, nondp_s = train(a.npz, Path(tmp) / "nondp", plain, a.model, a.size)
+        dp, dp_s = train(a.npz, Path(tmp) / "dp", private, a.model, a.size)
     privacy = dp.pop("privacy")
     nondp.pop("privacy")
     result = {
-        "dataset": args.npz.name,
-        "model": f"{args.model} at {args.size}×{args.size}",
-        "epochs": args.epochs,
-        "class_balance": args.class_balance,
+        "dataset": a.npz.name,
+        "model": f"{a.model} at {a.size}×{a.size}",
+        "epochs": a.epochs,
+        "class_balance": a.class_balance,
         "dp_epsilon": round(privacy["epsilon_spent"], 4),
         "dp_epsilon_selected_epoch": privacy["selected_epoch_epsilon"],
         "dp_delta": privacy["delta"],
-        "dp_target_epsilon": args.epsilon,
+        "dp_target_epsilon": a.epsilon,
         "dp_noise_multiplier": privacy["noise_multiplier"],
         "dp_sample_rate": privacy["sample_rate"],
         "dp_max_grad_norm": privacy["max_grad_norm"],
-        "dp_batch_size": args.dp_batch_size,
-        "dp_lr": args.dp_lr,
+        "dp_batch_size": a.dp_batch_size,
+        "dp_lr": a.dp_lr,
         "dp_accountant": privacy["accountant"],
         "dp_model_changes": privacy["model_changes"],
         "dp_auc": round(dp["auc"], 4),
@@ -129,6 +134,29 @@ def main() -> None:
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "cpu_count": os.cpu_count(),
     }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--npz", type=Path, default=DEFAULT_NPZ)
+    parser.add_argument("--model", default="seed_cnn")
+    parser.add_argument("--size", type=int, default=28)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epsilon", type=float, default=8.0)
+    parser.add_argument("--dp-batch-size", type=int, default=512)
+    parser.add_argument("--dp-lr", type=float, default=1e-3)
+    parser.add_argument("--class-balance", default="pos_weight", help="for both runs (none | pos_weight)")
+    parser.add_argument("--max-grad-norm", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    result = compare(
+        args.npz, model=args.model, size=args.size, epochs=args.epochs, epsilon=args.epsilon,
+        dp_batch_size=args.dp_batch_size, dp_lr=args.dp_lr, class_balance=args.class_balance,
+        max_grad_norm=args.max_grad_norm, seed=args.seed,
+    )  # fmt: skip
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

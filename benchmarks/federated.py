@@ -3,15 +3,19 @@
 Prints one JSON object: test ROC AUC (nodule) of FedAvg and FedProx after R rounds × E local epochs on Flower's
 simulation engine, of centralised training on the pooled training images for R·E epochs, and of each site alone
 for R·E epochs — same data, same patient-level split, same training code and seed (`radcnn federated baselines`).
-Model selection uses the val split only; the AUCs are on the test split. ``dp_*`` stay null until radcnn's DP-SGD
-module (radcnn.training.dp, another branch) is present.
+Model selection uses the val split only; the AUCs are on the test split. ``dp_epsilon``, ``dp_auc`` and
+``nondp_auc`` come from benchmarks/dp.py's `compare`, measured in the same run: DP-SGD at ε ≤ 8, δ = 1/N against
+non-private training of the same model on PneumoniaMNIST (the dev file's official train part; val scores).
+``--skip`` leaves parts out (their keys are null): federated (FedAvg + baselines), fedprox, baselines, dp.
 
     python benchmarks/federated.py --patients 450 --size 64 --rounds 5 --local-epochs 2
+    python benchmarks/federated.py --skip federated --skip fedprox   # only the DP comparison
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import tempfile
@@ -31,6 +35,14 @@ def _test_auc(run_dir: Path) -> float:
     return float(task.evaluate_model(model, data.splits["test"], spec)["auc"])
 
 
+def _dp_compare(**kwargs) -> dict:
+    """benchmarks/dp.py's `compare` (benchmarks/ is not a package: load it by path)."""
+    spec = importlib.util.spec_from_file_location("radcnn_benchmark_dp", Path(__file__).with_name("dp.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.compare(**kwargs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=450)
@@ -39,15 +51,51 @@ def main() -> None:
     parser.add_argument("--local-epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=None, help="Folder for data and runs (default: a temp dir).")
+    parser.add_argument("--skip", action="append", default=[], choices=["federated", "fedprox", "baselines", "dp"],
+                        help="leave a part out (repeatable); its keys are null")  # fmt: skip
+    parser.add_argument("--dp-npz", type=Path, default=Path("../shared/data/pneumoniamnist_dev.npz"))
+    parser.add_argument("--dp-epochs", type=int, default=5)
+    parser.add_argument("--dp-epsilon", type=float, default=8.0)
     args = parser.parse_args()
+    skip = set(args.skip)
 
+    started = time.perf_counter()
+    work = args.work or Path(tempfile.mkdtemp(prefix="radcnn-fed-bench-"))
+    timings: dict[str, float] = {}
+    result: dict = {"centralised_auc": None, "fedavg_auc": None, "fedprox_auc": None, "site_alone_auc": None}
+    if "federated" not in skip:
+        result.update(_federated(args, work, skip, timings))
+    dp = None
+    if "dp" not in skip:
+        t = time.perf_counter()
+        dp = _dp_compare(npz=args.dp_npz, epochs=args.dp_epochs, epsilon=args.dp_epsilon, seed=args.seed)
+        timings["dp_seconds"] = round(time.perf_counter() - t, 1)
+    result.update(
+        {
+            "dp_epsilon": dp["dp_epsilon"] if dp else None,
+            "dp_auc": dp["dp_auc"] if dp else None,
+            "nondp_auc": dp["nondp_auc"] if dp else None,
+            "dp_delta": dp["dp_delta"] if dp else None,
+            "dp_auc_gap": dp["auc_gap"] if dp else None,
+            "dp_detail": dp,
+            "rounds": args.rounds,
+            "local_epochs": args.local_epochs,
+            "skipped": sorted(skip),
+            **timings,
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "loadavg": [round(x, 2) for x in os.getloadavg()],
+            "cpus": os.cpu_count(),
+        }
+    )
+    print(json.dumps(result))
+
+
+def _federated(args, work: Path, skip: set[str], timings: dict) -> dict:
     from radcnn.federated.baselines import train_baselines
     from radcnn.federated.config import FederatedConfig
     from radcnn.federated.simulate import simulate
     from radcnn.phantom.synth import synthesize_dataset
 
-    started = time.perf_counter()
-    work = args.work or Path(tempfile.mkdtemp(prefix="radcnn-fed-bench-"))
     data = synthesize_dataset(work / "phantom", n_patients=args.patients, size=args.size, fmt="png", seed=args.seed,
                               workers=2, overwrite=True)  # fmt: skip
     config = work / "config.yaml"
@@ -58,43 +106,34 @@ def main() -> None:
     )
     common = {"config": str(config), "num_server_rounds": args.rounds, "local_epochs": args.local_epochs,
               "overwrite": True}  # fmt: skip
-    timings = {}
     t = time.perf_counter()
     simulate(FederatedConfig(run_dir=str(work / "fedavg"), strategy="fedavg", **common))
     timings["fedavg_seconds"] = round(time.perf_counter() - t, 1)
-    t = time.perf_counter()
-    simulate(FederatedConfig(run_dir=str(work / "fedprox"), strategy="fedprox", proximal_mu=0.01, **common))
-    timings["fedprox_seconds"] = round(time.perf_counter() - t, 1)
-    t = time.perf_counter()
-    baselines = train_baselines(work / "fedavg")
-    timings["baselines_seconds"] = round(time.perf_counter() - t, 1)
-
-    result = {
-        "centralised_auc": baselines["centralised"]["test_auc"],
-        "fedavg_auc": baselines["federated"]["test_auc"],
-        "fedprox_auc": _test_auc(work / "fedprox"),
-        "site_alone_auc": [s.get("test_auc") for s in baselines["sites"]],
-        "sites": [s["name"] for s in baselines["sites"]],
-        "site_train_images": [s["train_images"] for s in baselines["sites"]],
-        "centralised_val_auc": baselines["centralised"]["val_auc"],
-        "fedavg_val_auc": baselines["federated"]["val_auc"],
-        "site_alone_val_auc": [s.get("val_auc") for s in baselines["sites"]],
-        "dp_epsilon": None,
-        "dp_auc": None,
-        "nondp_auc": None,
-        "dp_note": "DP-SGD (radcnn.training.dp) is built on another branch; null until merged",
-        "rounds": args.rounds,
-        "local_epochs": args.local_epochs,
-        "epochs_per_baseline": baselines["epochs"],
-        "patients": args.patients,
-        "images": data.n_images,
-        "size": args.size,
-        **timings,
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "loadavg": [round(x, 2) for x in os.getloadavg()],
-        "cpus": os.cpu_count(),
-    }
-    print(json.dumps(result))
+    result = {"fedavg_auc": _test_auc(work / "fedavg"), "patients": args.patients, "images": data.n_images,
+              "size": args.size}  # fmt: skip
+    if "fedprox" not in skip:
+        t = time.perf_counter()
+        simulate(FederatedConfig(run_dir=str(work / "fedprox"), strategy="fedprox", proximal_mu=0.01, **common))
+        timings["fedprox_seconds"] = round(time.perf_counter() - t, 1)
+        result["fedprox_auc"] = _test_auc(work / "fedprox")
+    if "baselines" not in skip:
+        t = time.perf_counter()
+        baselines = train_baselines(work / "fedavg")
+        timings["baselines_seconds"] = round(time.perf_counter() - t, 1)
+        result.update(
+            {
+                "centralised_auc": baselines["centralised"]["test_auc"],
+                "fedavg_auc": baselines["federated"]["test_auc"],
+                "site_alone_auc": [s.get("test_auc") for s in baselines["sites"]],
+                "sites": [s["name"] for s in baselines["sites"]],
+                "site_train_images": [s["train_images"] for s in baselines["sites"]],
+                "centralised_val_auc": baselines["centralised"]["val_auc"],
+                "fedavg_val_auc": baselines["federated"]["val_auc"],
+                "site_alone_val_auc": [s.get("val_auc") for s in baselines["sites"]],
+                "epochs_per_baseline": baselines["epochs"],
+            }
+        )
+    return result
 
 
 if __name__ == "__main__":

@@ -146,3 +146,17 @@ def test_clients_that_never_replied_are_counted_and_logged(caplog):
     assert "1 of 3 sampled clients sent no reply" in caplog.text
     entry = strategy.round_log[1]
     assert (entry["sampled"], entry["replies"], entry["accepted"]) == (3, 2, 2)
+
+
+def test_evaluation_is_aggregated_when_a_client_has_no_auc():
+    # site 2's val split has one class: no AUC key. Flower's own aggregation would refuse the round's replies.
+    def evaluation(node: int, metrics: dict) -> Message:
+        metadata = Metadata(1, f"e{node}", node, 0, "request", "1", 0.0, 3600.0, MessageType.EVALUATE)
+        content = RecordDict({"metrics": MetricRecord(metrics), "config": ConfigRecord({"client-name": f"s{node}"})})
+        return Message(content=content, metadata=metadata)
+
+    replies = [evaluation(1, {"num-examples": 30, "loss": 0.2, "auc": 0.9}),
+               evaluation(2, {"num-examples": 10, "loss": 0.6})]  # fmt: skip
+    result = _strategy().aggregate_evaluate(1, replies)
+    assert result["loss"] == pytest.approx((30 * 0.2 + 10 * 0.6) / 40)  # 0.3
+    assert result["auc"] == pytest.approx(0.9)  # only the client that has it

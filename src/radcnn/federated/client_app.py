@@ -65,7 +65,7 @@ def train(msg, context):
     model = _global_model(msg, spec)
     mu = float(msg.content["config"].get("proximal-mu", 0.0)) if fed.strategy == "fedprox" else 0.0
     seed = (data.config.train.seed if fed.seed < 0 else fed.seed) + 1000 * server_round + partition_id
-    metrics = task.local_train(model, data, fed, mu=mu, seed=seed)
+    metrics = task.local_train(model, data, fed, mu=mu, seed=seed, server_round=server_round)
     metrics["num-examples"] = len(data.train)
     log.info("client %s: round %d trained on %d images, loss %.4f", data.name, server_round, len(data.train),
              metrics["train_loss"])  # fmt: skip

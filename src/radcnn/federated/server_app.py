@@ -23,12 +23,12 @@ import pandas as pd
 from radcnn.config import RunConfig
 from radcnn.data.prepare import PreparedData, prepare_data
 from radcnn.errors import ConfigError
-from radcnn.federated import task
+from radcnn.federated import privacy, task
 from radcnn.federated.config import RECORD_CONFIG, RECORD_SPEC, FederatedConfig
 from radcnn.federated.partition import partition_report
 from radcnn.federated.strategy import make_strategy
 from radcnn.io import atomic_path
-from radcnn.models.checkpoint import load_model, save_model
+from radcnn.models.checkpoint import build_from_spec, load_model, save_model
 from radcnn.runs import (
     BEST,
     BEST_MODEL,
@@ -36,6 +36,7 @@ from radcnn.runs import (
     FEDERATED_PARTITIONS,
     GLOBAL_MODEL,
     METRICS_LOG,
+    PRIVACY,
     RunDir,
     check_destination,
     partial_dir,
@@ -61,12 +62,13 @@ def make_server_app(overrides: dict[str, Any] | None = None):
 def run_server(grid, fed: FederatedConfig) -> Path:
     """Run `fed.num_server_rounds` rounds (or the rest of them, on resume) and commit the run directory."""
     config = _config_for(fed)
+    privacy.check_settings(fed, config)
     staging = start_run(fed.run_dir, overwrite=fed.overwrite, resume=fed.resume)
     run = staging.run
     try:
         data = prepare_data(config.data, seed=config.train.seed)
-        spec = task.model_spec(config, data)
         seed = config.train.seed if fed.seed < 0 else fed.seed
+        spec, dp = plan_privacy(fed, config, data, seed)
         if not fed.resume:
             from radcnn.data.prepare import data_key
             from radcnn.training.fit import write_data_record
@@ -76,7 +78,7 @@ def run_server(grid, fed: FederatedConfig) -> Path:
             parts = task.server_partitions(data, fed, seed)
             report = partition_report(data.manifest.table, data.manifest.labels(), data.label_names, parts)
             run.write_json(FEDERATED_PARTITIONS, {"scheme": fed.partition, "clients": report})
-        _rounds(grid, fed, config, data, spec, run, seed)
+        _rounds(grid, fed, config, data, spec, run, seed, dp)
         _finish(run, data, config)
     except BaseException as exc:
         kept = staging.discard_unless_resumable()
@@ -92,6 +94,11 @@ def _config_for(fed: FederatedConfig) -> RunConfig:
         return task.load_run_config(fed)
     check_destination(fed.run_dir, resume=True)
     recorded = RunDir(partial_dir(fed.run_dir)).config()
+    if RunDir(partial_dir(fed.run_dir)).has(PRIVACY):
+        raise ConfigError(
+            f"{fed.run_dir} was trained with DP-SGD: it cannot be resumed, because the clients' privacy accounting "
+            "would restart; start a new run"
+        )
     if fed.config:
         given = task.load_run_config(fed)
         if given != recorded:
@@ -102,7 +109,44 @@ def _config_for(fed: FederatedConfig) -> RunConfig:
     return recorded
 
 
-def _rounds(grid, fed: FederatedConfig, config: RunConfig, data: PreparedData, spec, run: RunDir, seed: int) -> None:
+def plan_privacy(fed: FederatedConfig, config: RunConfig, data: PreparedData, seed: int):
+    """The global model's spec and, for a DP run, the clients' noise plans and the model changes.
+
+    DP-SGD needs GroupNorm instead of BatchNorm; the server's global model is built that way from the start
+    (spec ``model_kwargs["norm"] = "group"``, the rule `radcnn train --dp-epsilon` records), so the clients' fixed
+    model and the server's have the same tensors, and `radcnn predict` rebuilds it. A target ε that some client
+    cannot reach is a ConfigError here, before round 1."""
+    spec = task.model_spec(config, data)
+    if fed.dp_epsilon <= 0:
+        return spec, None
+    from radcnn.training.dp_fit import fix_for_dp
+
+    _fixed, spec, changes = fix_for_dp(build_from_spec(spec), spec)
+    parts = task.server_partitions(data, fed, seed)
+    train = data.partitions == "train"
+    sizes = {name: int(((parts.assignment == k) & train).sum()) for k, name in enumerate(parts.names)}
+    plans = privacy.plan_clients(sizes, config.train.batch_size, fed)
+    for plan in plans:
+        log.info("DP-SGD plan for %s: %d images, noise multiplier %.4f, sampling rate %.4f, δ = %.3g, "
+                 "ε after the last round %.3f (target %g)", plan.name, plan.n_train, plan.noise_multiplier,
+                 plan.sample_rate, plan.delta, plan.epsilon_after_round(fed.num_server_rounds), fed.dp_epsilon)  # fmt: skip
+    return spec, (plans, changes)
+
+
+def check_privacy(fed: FederatedConfig) -> None:
+    """`plan_privacy` before any process starts (the `simulate` pre-flight): unreachable targets and settings
+    DP-SGD cannot honour are ConfigErrors here."""
+    if fed.dp_epsilon <= 0:
+        return
+    config = _config_for(fed)
+    privacy.check_settings(fed, config)
+    data = prepare_data(config.data, seed=config.train.seed)
+    plan_privacy(fed, config, data, config.train.seed if fed.seed < 0 else fed.seed)
+
+
+def _rounds(
+    grid, fed: FederatedConfig, config: RunConfig, data: PreparedData, spec, run: RunDir, seed: int, dp=None
+) -> None:
     from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
 
     history = run.read_json(FEDERATED_HISTORY) if fed.resume and run.has(FEDERATED_HISTORY) else {"rounds": []}
@@ -139,8 +183,13 @@ def _rounds(grid, fed: FederatedConfig, config: RunConfig, data: PreparedData, s
             run.write_json(BEST, {"epoch": number, "round": number, "val_auc": None, "val_loss": metrics["loss"]})
         entry = {"round": number, "val": metrics, "seconds": round(time.monotonic() - started, 2)}
         entry.update(strategy.round_log.get(number, {}))
+        if dp is not None:
+            _record_privacy(fed, dp, entry, number)
         history["rounds"].append(entry)
         run.write_json(FEDERATED_HISTORY, history)
+        if dp is not None:
+            best = run.best().get("round")
+            run.write_json(PRIVACY, privacy.privacy_record(fed, dp[0], config.train.batch_size, dp[1], history, best))
         _write_metrics_log(run, history)
         log.info("round %d: global val AUC %.4f, loss %.4f", number, auc, metrics["loss"])
         return MetricRecord({"val_auc": _finite(auc), "val_loss": _finite(metrics["loss"])})
@@ -155,6 +204,15 @@ def _rounds(grid, fed: FederatedConfig, config: RunConfig, data: PreparedData, s
         evaluate_config=ConfigRecord(dict(record)),
         evaluate_fn=evaluate,
     )
+
+
+def _record_privacy(fed: FederatedConfig, dp, entry: dict, number: int) -> None:
+    """ε after this round: the largest any accepted client reports (each at its own δ), and the server's plan."""
+    reported = [c["dp_epsilon"] for c in entry.get("clients", []) if "dp_epsilon" in c]
+    planned = max(plan.epsilon_after_round(number) for plan in dp[0])
+    entry["dp_epsilon"] = max(reported) if reported else planned
+    entry["dp_epsilon_planned"] = planned
+    log.info("round %d: DP-SGD ε spent so far %.4f (target %g)", number, entry["dp_epsilon"], fed.dp_epsilon)
 
 
 def _finite(value: float) -> float:

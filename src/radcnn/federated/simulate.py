@@ -76,7 +76,9 @@ def simulate(fed: FederatedConfig, *, num_clients: int = 0, cpus: int | None = N
     from flwr.simulation import run_simulation
 
     from radcnn.federated.client_app import make_client_app
-    from radcnn.federated.server_app import make_server_app
+    from radcnn.federated.server_app import check_privacy, make_server_app
+
+    check_privacy(fed)  # an unreachable ε or a setting DP-SGD cannot honour ends here, before Ray starts
 
     cpus = cpus or min(num_clients, os.cpu_count() or 1)
     backend = {

@@ -140,7 +140,25 @@ class GuardMixin:
                 usable.append(msg)
         entry = self.round_log.setdefault(self.round_offset + server_round, {})
         entry["client_evaluation"] = _client_rows(usable)
-        return super().aggregate_evaluate(server_round, usable) if usable else None
+        return _weighted_metrics(usable) if usable else None
+
+
+def _weighted_metrics(messages: list):
+    """Example-weighted mean of each metric over the clients that report it. Flower's own aggregation requires every
+    reply to carry the same keys, but a client whose val split has one class has no AUC (it leaves the key out
+    rather than send NaN), which would make Flower drop the whole round's evaluation."""
+    from flwr.app import MetricRecord
+
+    sums: dict[str, float] = {}
+    weights: dict[str, float] = {}
+    for msg in messages:
+        metrics = msg.content["metrics"]
+        weight = float(metrics.get(NUM_EXAMPLES, 0))
+        for key, value in metrics.items():
+            if key != NUM_EXAMPLES and isinstance(value, int | float):
+                sums[key] = sums.get(key, 0.0) + weight * float(value)
+                weights[key] = weights.get(key, 0.0) + weight
+    return MetricRecord({k: sums[k] / weights[k] for k in sums if weights[k] > 0})
 
 
 def _client_rows(messages: list) -> list[dict]:

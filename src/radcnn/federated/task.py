@@ -215,14 +215,22 @@ class ProximalModule(ClassifierModule):
 
 
 def local_train(
-    model: torch.nn.Module, data: ClientData, fed: FederatedConfig, *, mu: float, seed: int
+    model: torch.nn.Module, data: ClientData, fed: FederatedConfig, *, mu: float, seed: int, server_round: int = 1
 ) -> dict[str, float]:
-    """Train `model` in place for fed.local_epochs on the client's train rows; returns train metrics."""
+    """Train `model` in place for fed.local_epochs on the client's train rows; returns train metrics.
+
+    With dp-epsilon > 0 the round is DP-SGD (`radcnn.training.dp`, Opacus): an Opacus-compatible copy of the model
+    (`fix_model`; its tensors are the model's) trains with the noise planned for the whole run
+    (`radcnn.federated.privacy`), and `dp_epsilon` is the ε spent after `server_round` rounds."""
     import lightning as L
 
     config = data.config
-    precision = resolve_precision(config.train.precision)
-    base = build_module(config, model, data.train.labels, precision, task=data.spec.task)
+    private = None
+    trained = model
+    if fed.dp_epsilon > 0:
+        trained, _changes = _fix_for_dp(model)
+    precision = "32-true" if fed.dp_epsilon > 0 else resolve_precision(config.train.precision)
+    base = build_module(config, trained, data.train.labels, precision, task=data.spec.task)
     module = ProximalModule(
         base.model,
         lr=base.lr,
@@ -236,10 +244,6 @@ def local_train(
         mu=mu,
     )
     loader = make_loader(data.train, batch_size=config.train.batch_size, shuffle=True, seed=seed)
-    epsilon = None
-    if fed.dp_epsilon > 0:
-        # ---- DP-SGD call site: radcnn.training.dp.make_private (the `dp` branch) wraps model, optimiser, loader.
-        module, loader, private = _make_private(module, loader, fed, len(data.train))
     trainer = L.Trainer(
         max_epochs=fed.local_epochs,
         accelerator="cpu" if not torch.cuda.is_available() else "auto",
@@ -254,46 +258,69 @@ def local_train(
     )
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         torch.manual_seed(seed)
+        if fed.dp_epsilon > 0:
+            # Opacus wraps the module's own optimiser and this loader (Poisson sampling); its per-sample gradient
+            # hooks sit on the layers, so Lightning keeps training the plain module (as in radcnn.training.dp_fit).
+            private = _make_private(module, loader, fed)
+            loader = private.loader
+            # Opacus's full backward hook on the first layer warns that it has no input gradient: expected.
+            warnings.filterwarnings("ignore", message=".*Full backward hook is firing.*")
         # Batches come from an in-memory array; worker processes would only add start-up time.
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         # The server evaluates the global model; local training has no validation loop on purpose.
         warnings.filterwarnings("ignore", message=".*`validation_step` but have no `val_dataloader`.*")
         trainer.fit(module, train_dataloaders=loader)
-    if fed.dp_epsilon > 0:
-        delta = fed.dp_delta or 1.0 / len(data.train)
-        epsilon = float(private.engine.get_epsilon(delta))
     metrics = {"train_loss": float(trainer.callback_metrics.get("train_loss", float("nan")))}
     if "proximal_term" in trainer.callback_metrics:
         metrics["proximal_term"] = float(trainer.callback_metrics["proximal_term"])
-    if epsilon is not None:
-        metrics["dp_epsilon"] = epsilon
+    if private is not None:
+        metrics.update(_privacy_metrics(private, fed, server_round))
+        private.release()
+        # the fixed copy has exactly the model's tensors (fix_model changes activations/forward, not weights)
+        load_state_strict(model, trained.state_dict(), source="the DP-SGD training copy")
     return metrics
 
 
-def _make_private(module: ClassifierModule, loader, fed: FederatedConfig, n_train: int):
-    try:
-        from radcnn.training.dp import DPConfig, make_private  # noqa: PLC0415 (optional: DP-SGD with Opacus)
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("opacus"):
-            from radcnn.errors import MissingExtraError
+def _fix_for_dp(model: torch.nn.Module) -> tuple[torch.nn.Module, list[str]]:
+    """An Opacus-compatible training copy of the global model. The server builds that model with GroupNorm
+    already (spec norm "group"), so a BatchNorm here means server and client disagree."""
+    from radcnn.training.dp import fix_model  # noqa: PLC0415 (optional: DP-SGD with Opacus)
 
-            raise MissingExtraError("opacus", "federated") from None
-        raise ConfigError(
-            "dp-epsilon needs radcnn's DP-SGD module radcnn.training.dp, which this installation lacks; "
-            "set dp-epsilon = 0 to train without differential privacy"
-        ) from None
-    optimizer = module.configure_optimizers()
-    dp = DPConfig(
-        epsilon=fed.dp_epsilon,
-        delta=fed.dp_delta or None,
-        max_grad_norm=fed.dp_max_grad_norm,
-        poisson_sampling=fed.dp_poisson_sampling,
+    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        raise ModelError(
+            "dp-epsilon > 0 but the server's model has BatchNorm layers; a DP run's global model must be built with "
+            "GroupNorm (ModelSpec model_kwargs norm 'group') on the server and every client"
+        )
+    return fix_model(model)
+
+
+def _make_private(module: ClassifierModule, loader, fed: FederatedConfig):
+    from radcnn.federated.privacy import dp_config  # noqa: PLC0415 (optional: needs opacus)
+    from radcnn.training.dp import make_private  # noqa: PLC0415
+
+    # σ planned for every step of the run (rounds × local epochs), not for this round alone: see privacy.py.
+    private = make_private(
+        module.model, module.make_optimizer(), loader, dp_config(fed), epochs=fed.local_epochs * fed.num_server_rounds
     )
-    # The budget covers the whole run: every round trains local_epochs with the noise planned for all rounds.
-    private = make_private(module.model, optimizer, loader, dp, epochs=fed.local_epochs * fed.num_server_rounds)
-    module.model = private.model
-    module.configure_optimizers = lambda: private.optimizer  # type: ignore[method-assign]
-    return module, private.loader, private
+    module.private_optimizer = private.optimizer
+    return private
+
+
+def _privacy_metrics(private, fed: FederatedConfig, server_round: int) -> dict[str, float]:
+    """ε after `server_round` rounds of this client's planned steps, by the accountant make_private uses."""
+    from radcnn.training.dp import epsilon_after, steps_taken  # noqa: PLC0415
+
+    steps_per_round = fed.local_epochs * len(private.loader)
+    epsilon = epsilon_after(private.noise_multiplier, private.sample_rate, server_round * steps_per_round,
+                            private.delta)  # fmt: skip
+    return {
+        "dp_epsilon": epsilon,
+        "dp_round_epsilon": private.epsilon(),  # this round's steps alone (the fresh engine's accountant)
+        "dp_noise_multiplier": private.noise_multiplier,
+        "dp_sample_rate": private.sample_rate,
+        "dp_delta": private.delta,
+        "dp_steps": float(steps_taken(private.engine)),
+    }
 
 
 def evaluate_model(model: torch.nn.Module, split: ArraySplit, spec: ModelSpec) -> dict[str, float]:
