@@ -103,7 +103,10 @@ def run(
     ),
     max_shift_days: int = typer.Option(3650, help="Largest date shift in days (--modified-dates)."),
 ) -> None:
-    """De-identify a DICOM file or folder to the Basic Application Level Confidentiality Profile."""
+    """De-identify a DICOM file or folder to the Basic Application Level Confidentiality Profile.
+
+    Example: radcnn deid export/ deid-out/ --key-file project.key --burned-in detect
+    """
     from radcnn.encryption.keys import load_key_file
     from radcnn.privacy.config import DeidConfig, Rectangle
     from radcnn.privacy.deidentify import deidentify_file, deidentify_tree
@@ -183,7 +186,10 @@ def check(
     safe_private: Path = typer.Option(None, help="Safe private list (GGGG,CREATOR,EE lines) used for the run."),
     report_path: Path = typer.Option(None, "--report", help="Also write every finding to this JSON file."),
 ) -> None:
-    """Report attributes the profile says must not survive, private tags, and known identifiers anywhere."""
+    """Report attributes the profile says must not survive, private tags, and known identifiers anywhere.
+
+    Example: radcnn deid check deid-out/ --identifier PX000001
+    """
     from radcnn.errors import DeidentificationError
     from radcnn.privacy.verify import check_tree, read_identifiers
 
@@ -246,7 +252,10 @@ def benchmark(
     seed: int = typer.Option(0, help="Random seed."),
     text: bool = typer.Option(True, help="Burn identifying text into the pixels."),
 ) -> None:
-    """Write a planted de-identification benchmark with its answer key (for `radcnn deid score`)."""
+    """Write a planted de-identification benchmark with its answer key (for `radcnn deid score`).
+
+    Example: radcnn deid benchmark bench/ --patients 4
+    """
     from radcnn.privacy.benchmark import make_benchmark
 
     key = make_benchmark(root, patients=patients, size=size, seed=seed, text=text)
@@ -259,7 +268,10 @@ def score(
     answer_key: Path = typer.Option(..., "--answer-key", help="answer_key.json from `radcnn deid benchmark`."),
     report_path: Path = typer.Option(None, "--report", help="Also write the full score (per file) as JSON."),
 ) -> None:
-    """Percentage of the answer key's required actions done correctly, per action type (MIDI-B style)."""
+    """Percentage of the answer key's required actions done correctly, per action type (MIDI-B style).
+
+    Example: radcnn deid score deid-out/ --answer-key bench/answer_key.json
+    """
     from radcnn.privacy.score import score_output
 
     report = score_output(output, answer_key)

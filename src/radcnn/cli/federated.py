@@ -108,7 +108,10 @@ def _baselines(run_dir: Path) -> None:
 
 @federated_app.command("baselines")
 def baselines_command(run: Path = typer.Argument(..., help="A finished federated run directory.")) -> None:
-    """Train the centralised and site-alone baselines of a federated run (same data, same epochs) for the report."""
+    """Train the centralised and site-alone baselines of a federated run (same data, same epochs) for the report.
+
+    Example: radcnn federated baselines runs/fed
+    """
     _baselines(run)
 
 
@@ -117,7 +120,10 @@ def certs(
     out: Path = typer.Argument(..., help="Folder for ca.crt, server.pem and server.key."),
     host: list[str] = typer.Option(None, "--host", help="Address or name the SuperLink answers on (repeatable)."),
 ) -> None:
-    """Make a CA and a SuperLink certificate signed by it (for a trial; hospitals use their own PKI)."""
+    """Make a CA and a SuperLink certificate signed by it (for a trial; hospitals use their own PKI).
+
+    Example: radcnn federated certs certs/
+    """
     from radcnn.federated.deploy import generate_certificates
 
     made = generate_certificates(out, hosts=tuple(host or ("127.0.0.1", "localhost")))
@@ -160,7 +166,10 @@ def superlink(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(9093, help="Port of the SuperLink's Fleet, Control and ServerAppIo APIs."),
 ) -> None:
-    """Start a Flower SuperLink with TLS (after checking the certificates and the port)."""
+    """Start a Flower SuperLink with TLS (after checking the certificates and the port).
+
+    Example: radcnn federated superlink --certs certs/ --port 9093
+    """
     from radcnn.federated.deploy import Certificates, check_port_free, superlink_command, verify_certificate
     from radcnn.federated.processes import flower_environment
 
@@ -179,7 +188,10 @@ def join(
     data: str = typer.Option("", "--data", help="Or: this site's own data (labels CSV / dataset folder)."),
     port: int = typer.Option(9094, help="Local port of this SuperNode's own API."),
 ) -> None:
-    """Join a federation as a SuperNode (after verifying the SuperLink's certificate)."""
+    """Join a federation as a SuperNode (after verifying the SuperLink's certificate).
+
+    Example: radcnn federated join --superlink 127.0.0.1:9093 --ca certs/ca.crt --partition-id 0 --num-partitions 3
+    """
     from radcnn.federated.deploy import check_port_free, probe_superlink, supernode_command
     from radcnn.federated.processes import flower_environment
 
@@ -201,7 +213,10 @@ def submit(
     sets: list[str] = typer.Option(None, "--set", help=SET_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run."),
 ) -> None:
-    """Submit radcnn's Flower app to a running SuperLink with `flwr run` and wait for the run to finish."""
+    """Submit radcnn's Flower app to a running SuperLink with `flwr run` and wait for the run to finish.
+
+    Example: radcnn federated submit --config fed.yaml --out runs/fed --superlink 127.0.0.1:9093 --ca certs/ca.crt
+    """
     from radcnn.federated.deploy import flwr_run_command, probe_superlink, write_app_folder, write_connection
     from radcnn.federated.processes import flower_environment
     from radcnn.federated.simulate import summarise
