@@ -58,3 +58,12 @@ def test_shift_changes_appearance_within_the_documented_ranges():
 def test_unknown_preset_is_a_config_error():
     with pytest.raises(ConfigError, match="valid: none, light, standard, strong, shift"):
         build_augmentation("extreme")
+
+
+@pytest.mark.parametrize("preset, fraction", [("light", 0.02), ("standard", 0.04), ("strong", 0.064)])
+def test_preset_translation_is_a_fraction_of_the_side_in_pixels(preset, fraction):
+    from monai.transforms import RandAffine
+
+    augment = build_augmentation(preset, seed=0, image_size=128)
+    affine = next(t for t in augment.compose.transforms if isinstance(t, RandAffine))
+    assert tuple(affine.rand_affine_grid.translate_range) == pytest.approx((fraction * 128, fraction * 128))

@@ -31,7 +31,8 @@ SHIFT_RANGES = {
 def build_augmentation(preset: str, seed: int = 0, *, image_size: int | None = None):
     """Return a callable (1, H, W) float32 array → augmented array in [0, 1], or None for "none".
 
-    `image_size` (the side in pixels) sets the "shift" preset's translation in pixels (default: 28 px, i.e. ±2 px).
+    `image_size` (the side in pixels) sets the presets' translation in pixels (default 28 px: ±2 px for "shift",
+    ±4 % of the side × strength for light/standard/strong).
     """
     if preset == "none":
         return None
@@ -44,11 +45,13 @@ def build_augmentation(preset: str, seed: int = 0, *, image_size: int | None = N
         from radcnn.errors import ConfigError
 
         raise ConfigError(f"unknown augmentation preset {preset!r}; valid: {', '.join(PRESETS)}")
+    side = float(image_size or 28)
     steps = [
         RandRotate(range_x=np.deg2rad(7 * strength), prob=0.5, padding_mode="zeros"),
         RandAffine(
             prob=0.5,
-            translate_range=(0.04 * strength, 0.04 * strength),
+            # MONAI reads translate_range in pixels: ±4 % of the side (× strength), not ±0.04 px.
+            translate_range=(0.04 * strength * side, 0.04 * strength * side),
             shear_range=(0.03 * strength, 0.03 * strength),
             padding_mode="zeros",
         ),
