@@ -49,7 +49,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--local-epochs", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="data + training seeds; means reported")
+    parser.add_argument("--val-fraction", type=float, default=0.15)
+    parser.add_argument("--test-fraction", type=float, default=0.15)
     parser.add_argument("--work", type=Path, default=None, help="Folder for data and runs (default: a temp dir).")
     parser.add_argument("--skip", action="append", default=[], choices=["federated", "fedprox", "baselines", "dp"],
                         help="leave a part out (repeatable); its keys are null")  # fmt: skip
@@ -68,7 +70,7 @@ def main() -> None:
     dp = None
     if "dp" not in skip:
         t = time.perf_counter()
-        dp = _dp_compare(npz=args.dp_npz, epochs=args.dp_epochs, epsilon=args.dp_epsilon, seed=args.seed)
+        dp = _dp_compare(npz=args.dp_npz, epochs=args.dp_epochs, epsilon=args.dp_epsilon, seed=args.seeds[0])
         timings["dp_seconds"] = round(time.perf_counter() - t, 1)
     result.update(
         {
@@ -91,35 +93,60 @@ def main() -> None:
 
 
 def _federated(args, work: Path, skip: set[str], timings: dict) -> dict:
+    """FedAvg (+ FedProx) and the baselines for every seed; the headline keys are means over seeds."""
+    runs = []
+    for seed in args.seeds:
+        runs.append(_federated_seed(args, seed, work / f"seed{seed}", skip, timings))
+    result: dict = {"patients": args.patients, "size": args.size, "seeds": args.seeds, "per_seed": runs,
+                    "val_fraction": args.val_fraction, "test_fraction": args.test_fraction}  # fmt: skip
+    for key in ("fedavg_auc", "fedprox_auc", "centralised_auc", "fedavg_val_auc", "centralised_val_auc"):
+        values = [r[key] for r in runs if r.get(key) is not None]
+        result[key] = _mean(values)
+    if runs and runs[0].get("site_alone_auc") is not None:
+        result["sites"] = runs[0]["sites"]
+        result["site_alone_auc"] = [_mean([r["site_alone_auc"][k] for r in runs]) for k in range(len(result["sites"]))]
+        result["site_alone_val_auc"] = [
+            _mean([r["site_alone_val_auc"][k] for r in runs]) for k in range(len(result["sites"]))
+        ]
+        result["fedavg_minus_centralised"] = [r["comparison"]["centralised"] for r in runs]
+        result["fedavg_minus_site_alone"] = {name: [r["comparison"][name] for r in runs] for name in result["sites"]}
+    return result
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def _federated_seed(args, seed: int, work: Path, skip: set[str], timings: dict) -> dict:
     from radcnn.federated.baselines import train_baselines
     from radcnn.federated.config import FederatedConfig
     from radcnn.federated.simulate import simulate
     from radcnn.phantom.synth import synthesize_dataset
 
-    data = synthesize_dataset(work / "phantom", n_patients=args.patients, size=args.size, fmt="png", seed=args.seed,
+    data = synthesize_dataset(work / "phantom", n_patients=args.patients, size=args.size, fmt="png", seed=seed,
                               workers=2, overwrite=True)  # fmt: skip
     config = work / "config.yaml"
     config.write_text(
         f"data:\n  source: {data.csv_path}\n  image_size: [{args.size}, {args.size}]\n  label_columns: [nodule]\n"
-        f"train:\n  batch_size: 32\n  seed: {args.seed}\n  progress_bar: false\n",
+        f"  val_fraction: {args.val_fraction}\n  test_fraction: {args.test_fraction}\n"
+        f"train:\n  batch_size: 32\n  seed: {seed}\n  progress_bar: false\n",
         encoding="utf-8",
     )
     common = {"config": str(config), "num_server_rounds": args.rounds, "local_epochs": args.local_epochs,
               "overwrite": True}  # fmt: skip
     t = time.perf_counter()
     simulate(FederatedConfig(run_dir=str(work / "fedavg"), strategy="fedavg", **common))
-    timings["fedavg_seconds"] = round(time.perf_counter() - t, 1)
-    result = {"fedavg_auc": _test_auc(work / "fedavg"), "patients": args.patients, "images": data.n_images,
-              "size": args.size}  # fmt: skip
+    _add(timings, "fedavg_seconds", time.perf_counter() - t)
+    result = {"seed": seed, "fedavg_auc": _test_auc(work / "fedavg"), "images": data.n_images}
     if "fedprox" not in skip:
         t = time.perf_counter()
         simulate(FederatedConfig(run_dir=str(work / "fedprox"), strategy="fedprox", proximal_mu=0.01, **common))
-        timings["fedprox_seconds"] = round(time.perf_counter() - t, 1)
+        _add(timings, "fedprox_seconds", time.perf_counter() - t)
         result["fedprox_auc"] = _test_auc(work / "fedprox")
     if "baselines" not in skip:
         t = time.perf_counter()
         baselines = train_baselines(work / "fedavg")
-        timings["baselines_seconds"] = round(time.perf_counter() - t, 1)
+        _add(timings, "baselines_seconds", time.perf_counter() - t)
         result.update(
             {
                 "centralised_auc": baselines["centralised"]["test_auc"],
@@ -131,9 +158,20 @@ def _federated(args, work: Path, skip: set[str], timings: dict) -> dict:
                 "fedavg_val_auc": baselines["federated"]["val_auc"],
                 "site_alone_val_auc": [s.get("val_auc") for s in baselines["sites"]],
                 "epochs_per_baseline": baselines["epochs"],
+                "comparison": {
+                    name: {k: round(v, 4) if isinstance(v, float) else v for k, v in c.items() if k in _KEPT}
+                    for name, c in baselines["comparison"].items()
+                },
             }
         )
     return result
+
+
+_KEPT = ("diff", "ci_low", "ci_high", "p_value", "n", "n_positive")
+
+
+def _add(timings: dict, key: str, seconds: float) -> None:
+    timings[key] = round(timings.get(key, 0.0) + seconds, 1)
 
 
 if __name__ == "__main__":

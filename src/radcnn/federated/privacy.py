@@ -25,7 +25,7 @@ from typing import Any
 from radcnn.config import DPConfig, RunConfig
 from radcnn.errors import ConfigError, MissingExtraError
 from radcnn.federated.config import FederatedConfig
-from radcnn.training.dp import ACCOUNTANT, epsilon_after, resolve_delta
+from radcnn.training.dp import ACCOUNTANT, epsilon_after, resolve_delta, target_reachable
 
 
 def dp_config(fed: FederatedConfig) -> DPConfig:
@@ -76,6 +76,14 @@ def plan_client(name: str, n_train: int, batch_size: int, fed: FederatedConfig) 
     batches = math.ceil(n_train / batch_size)
     epochs = fed.num_server_rounds * fed.local_epochs
     sample_rate = 1.0 / batches  # Opacus's rule for a loader: 1 / len(loader)
+    unreachable = ConfigError(
+        f"dp-epsilon {fed.dp_epsilon} at δ = {delta:.3g} cannot be reached by client {name} in the planned "
+        f"{epochs * batches} steps ({fed.num_server_rounds} round(s) × {fed.local_epochs} local epoch(s) × "
+        f"{batches} batches of {batch_size} from {n_train} images): no noise level is large enough; raise "
+        "dp-epsilon or dp-delta, or plan fewer rounds or local epochs"
+    )
+    if not target_reachable(fed.dp_epsilon, sample_rate, epochs * batches, delta):
+        raise unreachable
     try:
         utils = importlib.import_module("opacus.accountants.utils")
     except ImportError:
@@ -91,12 +99,7 @@ def plan_client(name: str, n_train: int, batch_size: int, fed: FederatedConfig) 
     except ValueError as exc:
         if "budget is too low" not in str(exc):
             raise ConfigError(f"Opacus cannot plan DP-SGD for client {name}: {exc}") from None
-        raise ConfigError(
-            f"dp-epsilon {fed.dp_epsilon} at δ = {delta:.3g} cannot be reached by client {name} in the planned "
-            f"{epochs * batches} steps ({fed.num_server_rounds} round(s) × {fed.local_epochs} local epoch(s) × "
-            f"{batches} batches of {batch_size} from {n_train} images): no noise level is large enough; raise "
-            "dp-epsilon or dp-delta, or plan fewer rounds or local epochs"
-        ) from None
+        raise unreachable from None
     return ClientPlan(name, n_train, batches, fed.local_epochs * batches, float(sigma), sample_rate, delta)
 
 

@@ -215,13 +215,21 @@ class ProximalModule(ClassifierModule):
 
 
 def local_train(
-    model: torch.nn.Module, data: ClientData, fed: FederatedConfig, *, mu: float, seed: int, server_round: int = 1
+    model: torch.nn.Module,
+    data: ClientData,
+    fed: FederatedConfig,
+    *,
+    mu: float,
+    seed: int,
+    server_round: int = 1,
+    callbacks: list | None = None,
 ) -> dict[str, float]:
     """Train `model` in place for fed.local_epochs on the client's train rows; returns train metrics.
 
     With dp-epsilon > 0 the round is DP-SGD (`radcnn.training.dp`, Opacus): an Opacus-compatible copy of the model
     (`fix_model`; its tensors are the model's) trains with the noise planned for the whole run
-    (`radcnn.federated.privacy`), and `dp_epsilon` is the ε spent after `server_round` rounds."""
+    (`radcnn.federated.privacy`), and `dp_epsilon` is the ε spent after `server_round` rounds.
+    `callbacks`: extra Lightning callbacks (the baselines use one to select their epoch on val)."""
     import lightning as L
 
     config = data.config
@@ -255,6 +263,7 @@ def local_train(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,
+        callbacks=callbacks or [],
     )
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         torch.manual_seed(seed)
