@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from radcnn.config import DataConfig, RunConfig, TrainConfig
-from radcnn.data.datamodule import ArraySplit, make_loader
+from radcnn.data.loaders import ArraySplit, make_loader
 from radcnn.models.registry import create_model
 from radcnn.training.module import ClassifierModule
 from radcnn.training.precision import cpu_has_native_bf16, resolve_precision

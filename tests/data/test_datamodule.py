@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from radcnn.data.datamodule import ArraySplit, RadiographDataModule, balanced_sample_weights, make_loader
+from radcnn.data.datamodule import RadiographDataModule
+from radcnn.data.loaders import ArraySplit, balanced_sample_weights, make_loader
 
 
 def _split(n=64, seed=0):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from radcnn.data.datamodule import ArraySplit
+from radcnn.data.loaders import ArraySplit
 from radcnn.errors import DataError, ModelError
 from radcnn.federated import task
 from radcnn.federated.config import FederatedConfig

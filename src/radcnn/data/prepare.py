@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from radcnn.config import DataConfig
-from radcnn.data.datamodule import ArraySplit
 from radcnn.data.kfold import assign_folds, fold_partitions
 from radcnn.data.layouts.common import select_labels
 from radcnn.data.leakage import LeakageCheck, content_check, patient_check, pixel_hashes
+from radcnn.data.loaders import ArraySplit
 from radcnn.data.manifest import Manifest
 from radcnn.data.splits import EXTERNAL, PARTITIONS, split_by_patient
 from radcnn.encryption.files import secret_from

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radcnn.data.datamodule import ArraySplit
+from radcnn.data.loaders import ArraySplit
 from radcnn.errors import DataError
 from radcnn.evaluation.compare import paired_bootstrap_auc_difference
 from radcnn.federated import task

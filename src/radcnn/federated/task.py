@@ -22,7 +22,7 @@ import torch
 import yaml
 
 from radcnn.config import RunConfig, config_from_dict, dump_config, load_config
-from radcnn.data.datamodule import ArraySplit, make_loader
+from radcnn.data.loaders import ArraySplit, make_loader
 from radcnn.data.prepare import PreparedData, prepare_data
 from radcnn.errors import ConfigError, DataError, ModelError
 from radcnn.evaluation.auc import mean_auc, multiclass_auc
