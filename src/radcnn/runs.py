@@ -80,6 +80,7 @@ REPORT_JSON = "report.json"
 EXPLAIN_EVAL = "explain_eval.json"
 CALIBRATION = "calibration.json"
 GLOBAL_MODEL = "checkpoints/global_model.safetensors"
+SERVER_OPTIMIZER = "checkpoints/server_optimizer.safetensors"  # FedAdam's moments, for an exact resume
 FEDERATED_HISTORY = "federated/history.json"
 FEDERATED_PARTITIONS = "federated/partitions.json"
 FEDERATED_BASELINES = "federated/baselines.json"

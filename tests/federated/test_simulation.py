@@ -9,6 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -21,7 +22,15 @@ from radcnn.cli.app import main  # noqa: E402
 from radcnn.errors import ConfigError  # noqa: E402
 from radcnn.federated.config import FederatedConfig  # noqa: E402
 from radcnn.federated.simulate import simulate  # noqa: E402
-from radcnn.runs import FEDERATED_BASELINES, FEDERATED_HISTORY, FEDERATED_PARTITIONS, GLOBAL_MODEL, RunDir, partial_dir  # noqa: E402
+from radcnn.runs import (  # noqa: E402
+    FEDERATED_BASELINES,
+    FEDERATED_HISTORY,
+    FEDERATED_PARTITIONS,
+    GLOBAL_MODEL,
+    SERVER_OPTIMIZER,
+    RunDir,
+    partial_dir,
+)
 
 BACKEND = {
     "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
@@ -92,7 +101,7 @@ def test_a_dying_client_and_a_nan_client_are_left_out_and_the_round_completes(fe
 
     out = tmp_path / "faulty"
     fed = FederatedConfig(config=str(fed_config), run_dir=str(out), num_server_rounds=1, min_train_nodes=1,
-                          min_evaluate_nodes=1, num_partitions=3)  # fmt: skip
+                          min_evaluate_nodes=1, num_partitions=3, strategy="fedadam")  # fmt: skip
     run_simulation(server_app=make_server_app(fed.to_record()), client_app=faulty_client.app, num_supernodes=3,
                    backend_config=BACKEND)  # fmt: skip
     entry = RunDir.open(out).read_json(FEDERATED_HISTORY)["rounds"][0]
@@ -101,6 +110,16 @@ def test_a_dying_client_and_a_nan_client_are_left_out_and_the_round_completes(fe
     reasons = " | ".join(r["reason"] for r in entry["rejected"])
     assert "died" in reasons  # the Ray worker of client 1 exited mid-round
     assert "contains NaN" in reasons  # client 2's update was refused, not averaged
+    # FedAdam's moments are kept beside the global model (what a resume restores), finite: no NaN got in
+    from safetensors.numpy import load_file
+
+    moments = load_file(RunDir(out).file(SERVER_OPTIMIZER))
+    model_tensors = {k for k, v in load_file(RunDir(out).file(GLOBAL_MODEL)).items()}
+    assert {k.split("/", 1)[1] for k in moments} <= model_tensors and {k.split("/")[0] for k in moments} == {
+        "m_t",
+        "v_t",
+    }
+    assert all(np.isfinite(v).all() for v in moments.values())
 
 
 def test_waiting_for_more_clients_than_will_run_is_refused(fed_config, tmp_path):

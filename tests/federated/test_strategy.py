@@ -23,7 +23,12 @@ from flwr.app import (  # noqa: E402
 
 from radcnn.errors import FederatedError  # noqa: E402
 from radcnn.federated.config import FederatedConfig  # noqa: E402
-from radcnn.federated.strategy import check_reply, make_strategy  # noqa: E402
+from radcnn.federated.strategy import (  # noqa: E402
+    check_reply,
+    make_strategy,
+    optimizer_state,
+    restore_optimizer_state,
+)
 
 GLOBAL = {"w": np.zeros((2, 3), dtype=np.float32), "b": np.zeros(3, dtype=np.float32)}
 
@@ -121,6 +126,38 @@ def test_fedadam_steps_from_the_guarded_average_by_hand():
     m, v = 0.1 * delta, 0.01 * delta**2  # (1 - beta_1)·Δ, (1 - beta_2)·Δ²
     eta = 0.01 * np.sqrt(1 - 0.99**2) / (1 - 0.9**2)  # bias-corrected server learning rate at round 1
     np.testing.assert_allclose(arrays["w"].numpy(), np.full((2, 3), eta * m / (np.sqrt(v) + 1e-3)), rtol=1e-5)
+
+
+def test_fedadam_resumed_with_its_saved_moments_continues_exactly():
+    def adam(round_offset: int = 0):
+        strategy = make_strategy(FederatedConfig(strategy="fedadam", server_lr=0.05, min_train_nodes=1))
+        strategy.expected = {k: (v.shape, str(v.dtype)) for k, v in GLOBAL.items()}
+        strategy.round_offset = round_offset
+        return strategy
+
+    def step(strategy, server_round: int, start: dict, value: float) -> dict:
+        strategy.current_arrays = {k: v.copy() for k, v in start.items()}  # what configure_train records
+        replies = [_reply(1, {k: np.full_like(v, value) for k, v in GLOBAL.items()}, n=10),
+                   _reply(2, {k: np.full_like(v, value / 2) for k, v in GLOBAL.items()}, n=20)]  # fmt: skip
+        arrays, _ = strategy.aggregate_train(server_round, replies)
+        return {k: arrays[k].numpy() for k in GLOBAL}
+
+    straight = adam()
+    after_1 = step(straight, 1, GLOBAL, 3.0)
+    after_2 = step(straight, 2, after_1, 1.0)
+
+    interrupted = adam()
+    resumed_from = step(interrupted, 1, GLOBAL, 3.0)
+    saved = optimizer_state(interrupted)
+    assert sorted(saved) == ["m_t/b", "m_t/w", "v_t/b", "v_t/w"]
+    resumed = adam(round_offset=1)  # a new ServerApp: Flower counts this round as 1, the run as 2
+    restore_optimizer_state(resumed, saved)
+    continued = step(resumed, 1, resumed_from, 1.0)
+    for k in GLOBAL:
+        np.testing.assert_array_equal(continued[k], after_2[k])
+    fresh = adam(round_offset=1)  # without the moments the step differs: the saved state is what makes it exact
+    assert not np.allclose(step(fresh, 1, resumed_from, 1.0)["w"], after_2["w"])
+    assert optimizer_state(make_strategy(FederatedConfig(strategy="fedavg"))) == {}
 
 
 def test_client_errors_are_shortened_to_one_line():

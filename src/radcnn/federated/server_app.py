@@ -26,7 +26,7 @@ from radcnn.errors import ConfigError
 from radcnn.federated import privacy, task
 from radcnn.federated.config import RECORD_CONFIG, RECORD_SPEC, FederatedConfig
 from radcnn.federated.partition import partition_report
-from radcnn.federated.strategy import make_strategy
+from radcnn.federated.strategy import make_strategy, optimizer_state, restore_optimizer_state
 from radcnn.io import atomic_path
 from radcnn.models.checkpoint import build_from_spec, load_model, save_model
 from radcnn.runs import (
@@ -37,6 +37,7 @@ from radcnn.runs import (
     GLOBAL_MODEL,
     METRICS_LOG,
     PRIVACY,
+    SERVER_OPTIMIZER,
     RunDir,
     check_destination,
     partial_dir,
@@ -162,6 +163,8 @@ def _rounds(
         return
     strategy = make_strategy(fed)
     strategy.round_offset = done
+    if done and fed.strategy == "fedadam":
+        _restore_server_optimizer(run, strategy)
     best_auc = run.best().get("val_auc") if done else None
     started = time.monotonic()
 
@@ -173,6 +176,7 @@ def _rounds(
         task.set_weights(model, {k: v.numpy() for k, v in arrays.items()}, source=f"global model of round {number}")
         metrics = task.evaluate_model(model, data.splits["val"], spec)
         save_model(model, spec, run.file(GLOBAL_MODEL))
+        _save_server_optimizer(run, strategy)
         auc = metrics["auc"]
         if not math.isnan(auc) and (best_auc is None or auc > best_auc):
             best_auc = auc
@@ -204,6 +208,26 @@ def _rounds(
         evaluate_config=ConfigRecord(dict(record)),
         evaluate_fn=evaluate,
     )
+
+
+def _save_server_optimizer(run: RunDir, strategy) -> None:
+    """FedAdam's moments beside the global model of the same round (nothing for FedAvg/FedProx)."""
+    from safetensors.numpy import save  # noqa: PLC0415
+
+    state = optimizer_state(strategy)
+    if state:
+        with atomic_path(run.file(SERVER_OPTIMIZER)) as tmp:
+            tmp.write_bytes(save(state))
+
+
+def _restore_server_optimizer(run: RunDir, strategy) -> None:
+    from safetensors.numpy import load  # noqa: PLC0415
+
+    if not run.has(SERVER_OPTIMIZER):
+        log.warning("%s has no %s: FedAdam's moments restart from zero on resume", run.path, SERVER_OPTIMIZER)
+        return
+    restore_optimizer_state(strategy, load(run.read_bytes(SERVER_OPTIMIZER)))
+    log.info("resumed FedAdam's server moments from %s", run.file(SERVER_OPTIMIZER))
 
 
 def _record_privacy(fed: FederatedConfig, dp, entry: dict, number: int) -> None:

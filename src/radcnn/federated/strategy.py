@@ -76,8 +76,10 @@ class GuardMixin:
         self.sent = 0  # training messages sent this round
 
     def configure_train(self, server_round, arrays, config, grid):
+        # Flower counts rounds from 1 at every start; after a resume the clients (their shuffling seed, DP's ε)
+        # and FedAdam's bias correction need the run's round number, so the strategy below sees that one.
         self.expected = {k: (tuple(v.shape), str(v.dtype)) for k, v in arrays.items()}
-        messages = list(super().configure_train(server_round, arrays, config, grid))
+        messages = list(super().configure_train(self.round_offset + server_round, arrays, config, grid))
         self.sent = len(messages)
         return messages
 
@@ -127,7 +129,7 @@ class GuardMixin:
             self.round_offset + server_round, len(accepted), len(replies), self.min_train_nodes,
             f"; {len(rejected)} rejected" if rejected else "",
         )  # fmt: skip
-        return super().aggregate_train(server_round, accepted)
+        return super().aggregate_train(number, accepted)
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable):
         replies = list(replies)
@@ -168,6 +170,23 @@ def _client_rows(messages: list) -> list[dict]:
         name = msg.content["config"].get("client-name") if "config" in msg.content else None
         rows.append({"node": int(msg.metadata.src_node_id), "name": name, **metrics})
     return sorted(rows, key=lambda r: (str(r["name"]), r["node"]))
+
+
+def optimizer_state(strategy) -> dict[str, np.ndarray]:
+    """The server optimiser's moments (FedAdam's m_t and v_t) as flat name → array; empty for FedAvg/FedProx."""
+    state = {}
+    for moment in ("m_t", "v_t"):
+        for name, value in (getattr(strategy, moment, None) or {}).items():
+            state[f"{moment}/{name}"] = np.asarray(value)
+    return state
+
+
+def restore_optimizer_state(strategy, state: dict[str, np.ndarray]) -> None:
+    """Put saved moments back (resume): FedAdam then continues exactly as if never interrupted."""
+    for moment in ("m_t", "v_t"):
+        values = {k.split("/", 1)[1]: v for k, v in state.items() if k.startswith(moment + "/")}
+        if values:
+            setattr(strategy, moment, values)
 
 
 def make_strategy(fed: FederatedConfig, *, initial_arrays=None):
