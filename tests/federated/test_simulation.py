@@ -89,7 +89,7 @@ def test_simulation_writes_a_radcnn_run_and_resumes(fed_config, phantom, tmp_pat
     assert "Federated learning" in html and "site_b alone" in html
 
 
-def test_a_dying_client_and_a_nan_client_are_left_out_and_the_round_completes(fed_config, tmp_path, monkeypatch):
+def test_dying_nan_and_mismatched_clients_are_left_out_and_the_round_completes(fed_config, tmp_path, monkeypatch):
     from flwr.simulation import run_simulation
 
     here = str(Path(__file__).parent)
@@ -102,14 +102,15 @@ def test_a_dying_client_and_a_nan_client_are_left_out_and_the_round_completes(fe
     out = tmp_path / "faulty"
     fed = FederatedConfig(config=str(fed_config), run_dir=str(out), num_server_rounds=1, min_train_nodes=1,
                           min_evaluate_nodes=1, num_partitions=3, strategy="fedadam")  # fmt: skip
-    run_simulation(server_app=make_server_app(fed.to_record()), client_app=faulty_client.app, num_supernodes=3,
+    run_simulation(server_app=make_server_app(fed.to_record()), client_app=faulty_client.app, num_supernodes=4,
                    backend_config=BACKEND)  # fmt: skip
     entry = RunDir.open(out).read_json(FEDERATED_HISTORY)["rounds"][0]
-    assert entry["replies"] == 3 and entry["accepted"] == 1 and entry["aggregated"]
+    assert entry["replies"] == 4 and entry["accepted"] == 1 and entry["aggregated"]
     assert [c["name"] for c in entry["clients"]] == ["site_a"]
     reasons = " | ".join(r["reason"] for r in entry["rejected"])
     assert "died" in reasons  # the Ray worker of client 1 exited mid-round
     assert "contains NaN" in reasons  # client 2's update was refused, not averaged
+    assert "weights do not match the global model" in reasons  # client 3 disagrees with the server on the model
     # FedAdam's moments are kept beside the global model (what a resume restores), finite: no NaN got in
     from safetensors.numpy import load_file
 
