@@ -1,6 +1,7 @@
 """Flower's simulation engine end to end on a tiny phantom: three sites as three clients. The run directory is a
 normal radcnn run (`radcnn predict` and `evaluate` read it), carries per-round history and the partition report,
-resumes from its last round, and survives a client that dies mid-round and one that sends NaN weights."""
+resumes from its last round, and survives a client that dies mid-round, one that sends NaN weights and one that
+disagrees with the server on the model."""
 
 from __future__ import annotations
 
