@@ -52,13 +52,18 @@ def test_federated_section(tmp_path):
         {"epochs": 4, "federated": {"val_auc": 0.8, "test_auc": 0.78, "site_test_auc": {"site_a": 0.7}},
          "centralised": {"val_auc": 0.81, "test_auc": 0.79, "site_test_auc": {"site_a": 0.72}},
          "sites": [{"name": "site_a", "val_auc": 0.6, "test_auc": 0.62, "site_test_auc": {"site_a": 0.65}},
-                   {"name": "site_b", "note": "no labelled training images"}]},
+                   {"name": "site_b", "note": "no labelled training images"}],
+         "comparison": {"centralised": {"diff": -0.01, "ci_low": -0.03, "ci_high": 0.01},
+                        "site_a": {"diff": 0.16, "ci_low": 0.05, "ci_high": 0.27}}},
     )  # fmt: skip
     section = federated_section(run)
     assert [c["model"] for c in section["comparison"]] == [
         "federated (this run)", "centralised (pooled data)", "site_a alone", "site_b alone"
     ]  # fmt: skip
     assert section["comparison"][2]["test_auc"] == 0.62 and section["comparison"][3]["test_auc"] is None
+    verdicts = [c.get("verdict") for c in section["comparison"]]
+    assert verdicts == [None, "no measurable difference", "federated better", None]
+    assert (section["comparison"][2]["ci_low"], section["comparison"][2]["ci_high"]) == (0.05, 0.27)
     a = section["sites"][0]
     assert (a["federated_test_auc"], a["centralised_test_auc"], a["alone_test_auc"]) == (0.7, 0.72, 0.65)
     assert section["baseline_epochs"] == 4

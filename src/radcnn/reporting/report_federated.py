@@ -52,13 +52,15 @@ def federated_section(run: RunDir) -> dict | None:
         sites.append(row)
     comparison = None
     if baselines:
+        tests = baselines.get("comparison", {})
         comparison = [
             {"model": "federated (this run)", "val_auc": baselines["federated"].get("val_auc"),
              "test_auc": baselines["federated"].get("test_auc")},
             {"model": "centralised (pooled data)", "val_auc": baselines["centralised"].get("val_auc"),
-             "test_auc": baselines["centralised"].get("test_auc")},
+             "test_auc": baselines["centralised"].get("test_auc"), **_difference(tests.get("centralised"))},
         ] + [
-            {"model": f"{s['name']} alone", "val_auc": s.get("val_auc"), "test_auc": s.get("test_auc")}
+            {"model": f"{s['name']} alone", "val_auc": s.get("val_auc"), "test_auc": s.get("test_auc"),
+             **_difference(tests.get(s["name"]))}
             for s in baselines["sites"]
         ]  # fmt: skip
     return {
@@ -71,6 +73,15 @@ def federated_section(run: RunDir) -> dict | None:
         "comparison": comparison,
         "baseline_epochs": baselines.get("epochs") if baselines else None,
     }
+
+
+def _difference(test: dict | None) -> dict:
+    """Federated − this baseline on test with its paired bootstrap interval, and what it says."""
+    if not test or test.get("diff") is None or test.get("ci_low") is None:
+        return {}
+    low, high = test["ci_low"], test["ci_high"]
+    verdict = "federated better" if low > 0 else "federated worse" if high < 0 else "no measurable difference"
+    return {"diff": test["diff"], "ci_low": low, "ci_high": high, "verdict": verdict}
 
 
 def _weighted(clients: list[dict], key: str) -> float | None:
