@@ -33,9 +33,11 @@ from radcnn.runs import (  # noqa: E402
     partial_dir,
 )
 
+# One Ray actor per client: an actor that dies takes every task queued on it along, so the dying client must not
+# share its actor with another (four logical CPUs for four clients; Ray does not pin them to cores).
 BACKEND = {
     "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-    "init_args": {"num_cpus": 3, "include_dashboard": False},
+    "init_args": {"num_cpus": 4, "include_dashboard": False},
 }
 
 
