@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# The CLI's consoles render 160 columns when output is not a terminal, unless COLUMNS says otherwise, and they are
+# made when radcnn.cli.render is first imported. pytest-xdist workers inherit COLUMNS=80, which would wrap the
+# tables the tests read; this runs before any test module imports the CLI, so every worker sees what a pipe sees.
+os.environ.pop("COLUMNS", None)
 
 # --- image files (radcnn.data readers and cache) -------------------------------------------------------------
 
