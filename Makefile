@@ -44,8 +44,9 @@ system-packages:
 		$(APT_GET) update && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y $$missing; \
 	fi
 
+# Two workers: much of the slow tests' time is spent waiting (Flower heartbeats, servers, subprocess start-up).
 test: lint system-packages
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
